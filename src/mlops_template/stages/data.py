@@ -1,0 +1,127 @@
+"""`mlops data`: make data/ match data.dvc, from the DVC cache, else a remote, else the example.
+
+It never trains on bytes that data.dvc does not record: an edited data/ without `dvc add`, or a
+regenerated example that differs, stops here with the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from mlops_template.custom.dataset import write_example_data
+from mlops_template.errors import UserError
+from mlops_template.params import load_params
+
+DVC_FILE = Path("data.dvc")
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["dvc", *args], capture_output=True, text=True)
+
+
+def data_state(dvc_file: Path = DVC_FILE) -> str:
+    """'ok' when the workspace matches, 'missing' when absent, 'modified' when it differs."""
+    if not dvc_file.exists():
+        raise UserError(
+            f"{dvc_file} not found", "track your data with `dvc add data` and commit data.dvc"
+        )
+    status = _dvc("status", "--json", str(dvc_file))
+    if status.returncode != 0:
+        raise UserError(
+            f"`dvc status {dvc_file}` failed: {status.stderr.strip()}",
+            "check that this is a DVC repository (`dvc init`) and data.dvc is intact",
+        )
+    report = json.loads(status.stdout or "{}")
+    changes = [
+        c for entry in report.get(str(dvc_file), []) for c in entry.get("changed outs", {}).values()
+    ]
+    if not changes:
+        return "ok"
+    return "missing" if all(c in ("deleted", "not in cache") for c in changes) else "modified"
+
+
+def _has_remote() -> bool:
+    listed = _dvc("remote", "list")
+    return listed.returncode == 0 and bool(listed.stdout.strip())
+
+
+def _from_cache(dvc_file: Path) -> bool:
+    return _dvc("checkout", str(dvc_file)).returncode == 0 and data_state(dvc_file) == "ok"
+
+
+def _from_remote(dvc_file: Path) -> None:
+    pulled = _dvc("pull", str(dvc_file))
+    if pulled.returncode != 0 or data_state(dvc_file) != "ok":
+        raise UserError(
+            f"`dvc pull {dvc_file}` failed: {pulled.stderr.strip().splitlines()[-1:] or ['no output']}",
+            "check the remote's credentials (`dvc remote list`, `dvc pull -v`), or remove the "
+            "remote to use the bundled example",
+        )
+
+
+def _from_example(dvc_file: Path, data_path: Path) -> None:
+    """Regenerate the example next to data/, then swap it in only if it matches data.dvc."""
+    data_dir = Path(data_path.parts[0])
+    staging = Path(tempfile.mkdtemp(prefix=".data-", dir="."))
+    try:
+        write_example_data(staging / data_path.relative_to(data_dir))
+        if data_dir.exists():
+            shutil.rmtree(data_dir)
+        staging.rename(data_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if data_state(dvc_file) != "ok":
+        shutil.rmtree(data_dir)
+        raise UserError(
+            "the regenerated example data does not match data.dvc (a different scikit-learn?)",
+            "install the locked environment (`uv sync --locked`), or configure the DVC remote "
+            "that holds your data (`dvc remote add -d ...`)",
+        )
+    _dvc("commit", "--force", str(dvc_file))  # put the bytes in the local cache for push/checkout
+
+
+def ensure_data(dvc_file: Path = DVC_FILE, data_path: Path | None = None) -> str:
+    """Make the workspace data match data.dvc; returns where it came from."""
+    data_path = data_path or Path(load_params().data.path)
+    state = data_state(dvc_file)
+    if state == "ok":
+        return "workspace"
+    if state == "modified":
+        raise UserError(
+            "data/ differs from what data.dvc records",
+            "to keep your new data: `dvc add data` and commit data.dvc; "
+            "to discard the edit: `dvc checkout --force data.dvc`",
+        )
+    if _from_cache(dvc_file):
+        return "cache"
+    if _has_remote():
+        _from_remote(dvc_file)
+        return "remote"
+    _from_example(dvc_file, data_path)
+    return "bootstrap"
+
+
+def run(args: argparse.Namespace) -> int:
+    source = ensure_data()
+    messages = {
+        "workspace": "data/ matches data.dvc",
+        "cache": "data/ restored from the DVC cache",
+        "remote": "data/ pulled from the DVC remote",
+        "bootstrap": "data/ regenerated from the bundled example (no DVC remote configured) "
+        "and checked against data.dvc",
+    }
+    print(messages[source])
+    if args.source_file:
+        Path(args.source_file).write_text(source + "\n")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("data", help="make data/ match data.dvc (cache, remote or example)")
+    parser.add_argument("--source-file", help="write where the data came from into this file")
+    parser.set_defaults(func=run)

@@ -1,0 +1,34 @@
+"""`mlops prepare`: a seeded, stratified train/test split, sizes from params.yaml."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from sklearn.model_selection import train_test_split
+
+from mlops_template.files import write_text_atomic
+from mlops_template.params import load_params
+from mlops_template.stages.validate import read_csv
+
+SPLIT_DIR = Path("artifacts/split")
+
+
+def run(args: argparse.Namespace) -> int:
+    params = load_params()
+    df = read_csv(Path(params.data.path))
+    train, test = train_test_split(
+        df,
+        test_size=params.prepare.test_size,
+        random_state=params.prepare.seed,
+        stratify=df[params.data.target],
+    )
+    for name, part in (("train", train), ("test", test)):
+        write_text_atomic(SPLIT_DIR / f"{name}.csv", part.to_csv(index=False, lineterminator="\n"))
+    print(f"split: {len(train)} train / {len(test)} test rows -> {SPLIT_DIR}/")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("prepare", help="stratified, seeded train/test split")
+    parser.set_defaults(func=run)

@@ -1,0 +1,165 @@
+"""`mlops validate`: check the data against the schema declared in params.yaml, with pandera.
+
+A violation stops the pipeline before anything trains, with one message naming the rule, the
+column and a few offending rows. On success it writes reports/data.json (rows, per-class counts,
+file hashes), which the PR report diffs against the base branch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pandera.pandas as pa
+
+from mlops_template.errors import UserError
+from mlops_template.files import write_json
+from mlops_template.params import Params, load_params
+
+OUT = Path("reports/data.json")
+SHOW_ROWS = 5
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read a data CSV; an absent, empty or unparsable file is a UserError."""
+    if not path.exists():
+        raise UserError(f"{path} not found", "run `mlops data` (or `make run`) to fetch the data")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(
+            f"{path} is not a readable CSV: {str(exc).strip()}",
+            "restore it with `dvc checkout --force data.dvc`",
+        ) from None
+
+
+def build_schema(params: Params) -> pa.DataFrameSchema:
+    schema = params.schema_
+    columns = {}
+    for name, rule in schema.columns.items():
+        checks = []
+        if rule.min is not None:
+            checks.append(pa.Check.ge(rule.min, name=f"min {rule.min:g}"))
+        if rule.max is not None:
+            checks.append(pa.Check.le(rule.max, name=f"max {rule.max:g}"))
+        if name == params.data.target:
+            checks.append(pa.Check.isin(schema.classes, name=f"one of {schema.classes}"))
+        columns[name] = pa.Column(
+            rule.dtype, checks=checks, nullable=rule.nullable, regex=rule.regex, required=True
+        )
+    return pa.DataFrameSchema(columns, strict=True, coerce=False)
+
+
+def _offending(df: pd.DataFrame, column: str, mask: pd.Series) -> str:
+    rows = df.index[mask][:SHOW_ROWS]
+    shown = ", ".join(f"row {i + 2}: {df.at[i, column]!r}" for i in rows)  # +2: header, 1-based
+    more = int(mask.sum()) - len(rows)
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _explain(df: pd.DataFrame, err: pa.errors.SchemaErrors, path: Path) -> str:
+    """Turn pandera's failure table into sentences: rule, column, a few rows."""
+    lines = []
+    cases = err.failure_cases
+    for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
+        column = None if pd.isna(column) else str(column)
+        check = str(check)
+        if column is None or column not in df.columns:
+            what = ", ".join(str(v) for v in group["failure_case"].astype(str).unique()[:SHOW_ROWS])
+            lines.append(f"rule '{check}': {what}")
+            continue
+        if check.startswith("dtype"):
+            bad = pd.to_numeric(df[column], errors="coerce").isna() & df[column].notna()
+            if not bad.any():
+                bad = df[column].notna()
+            lines.append(
+                f"column '{column}' must be {check.removeprefix('dtype')}, "
+                f"got {df[column].dtype}: " + _offending(df, column, bad)
+            )
+        elif check == "not_nullable":
+            lines.append(
+                f"column '{column}' has empty cells: " + _offending(df, column, df[column].isna())
+            )
+        else:
+            idx = [int(i) for i in group["index"].dropna().unique()]
+            mask = df.index.isin(idx)
+            lines.append(
+                f"column '{column}' breaks rule '{check}': "
+                + _offending(df, column, pd.Series(mask, index=df.index))
+            )
+    return f"{path} does not match the schema in params.yaml:\n  " + "\n  ".join(lines[:10])
+
+
+def _table_checks(df: pd.DataFrame, params: Params, path: Path) -> None:
+    schema = params.schema_
+    for name, rule in schema.columns.items():
+        if rule.regex and rule.count is not None:
+            found = int(df.columns.str.fullmatch(name).sum())
+            if found != rule.count:
+                raise UserError(
+                    f"{path}: expected {rule.count} columns matching '{name}', found {found}",
+                    "restore the missing columns or update schema.columns in params.yaml",
+                )
+    if len(df) < schema.min_rows:
+        raise UserError(
+            f"{path} has {len(df)} rows; the schema requires at least {schema.min_rows}",
+            "add data or lower schema.min_rows in params.yaml",
+        )
+    counts = df[params.data.target].value_counts()
+    short = {
+        c: int(counts.get(c, 0))
+        for c in schema.classes
+        if counts.get(c, 0) < schema.min_rows_per_class
+    }
+    if short:
+        listing = ", ".join(f"class {c}: {n}" for c, n in short.items())
+        raise UserError(
+            f"{path}: too few rows per class (minimum {schema.min_rows_per_class}): {listing}",
+            "add examples of those classes or lower schema.min_rows_per_class in params.yaml",
+        )
+
+
+def validate(params: Params) -> dict[str, Any]:
+    path = Path(params.data.path)
+    df = read_csv(path)
+    if params.data.target not in df.columns:
+        raise UserError(
+            f"{path} has no target column '{params.data.target}'",
+            "fix the CSV header or set data.target in params.yaml",
+        )
+    try:
+        build_schema(params).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as err:
+        raise UserError(
+            _explain(df, err, path),
+            "fix those rows in the data (then `dvc add data`) or the schema",
+        ) from None
+    _table_checks(df, params, path)
+    data_dir = Path(path.parts[0])
+    files = {
+        str(f.relative_to(data_dir)): hashlib.md5(f.read_bytes()).hexdigest()
+        for f in sorted(data_dir.rglob("*"))
+        if f.is_file()
+    }
+    counts = df[params.data.target].value_counts()
+    return {
+        "rows": len(df),
+        "columns": len(df.columns),
+        "per_class": {str(c): int(counts.get(c, 0)) for c in params.schema_.classes},
+        "files": files,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = validate(load_params())
+    write_json(OUT, summary)
+    print(f"data valid: {summary['rows']} rows, {summary['columns']} columns -> {OUT}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("validate", help="check the data against params.yaml schema")
+    parser.set_defaults(func=run)
