@@ -16,12 +16,17 @@ def write_text_atomic(path: Path | str, text: str) -> None:
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; outputs are for everyone to read
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def write_json(path: Path | str, data: Any) -> None:
-    """Stable JSON (sorted keys, fixed indent) so identical results give identical bytes."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def write_json(path: Path | str, data: Any, *, strict: bool = False) -> None:
+    """Stable JSON (sorted keys, fixed indent) so identical results give identical bytes.
+
+    `strict` refuses NaN/Infinity, for files that other tools parse as standard JSON.
+    """
+    text = json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict)
+    write_text_atomic(path, text + "\n")

@@ -40,6 +40,8 @@ CHANGE_BOUNDS = ("max_regression", "max_relative_regression")
 BOUND_KEYS = VALUE_BOUNDS + CHANGE_BOUNDS
 RULE_KEYS = ("direction", *BOUND_KEYS)
 
+Number = int | float | Fraction
+
 _EXAMPLE_RULE = "accuracy: {direction: higher, min: 0.9, max_regression: 0.01}"
 NO_BASELINE = "skipped: no baseline"
 
@@ -60,7 +62,9 @@ class Rule:
 
     def bounds(self) -> list[tuple[str, int | float]]:
         """The bounds this rule sets, as (kind, bound), in a fixed order."""
-        return [(kind, getattr(self, kind)) for kind in BOUND_KEYS if getattr(self, kind) is not None]
+        return [
+            (kind, getattr(self, kind)) for kind in BOUND_KEYS if getattr(self, kind) is not None
+        ]
 
     @property
     def has_change_bounds(self) -> bool:
@@ -245,7 +249,7 @@ class Verdict:
             text = f"accepted: {_plural(total, 'rule')} passed"
         else:
             names = ", ".join(result.metric for result in self.failed)
-            text = f"not accepted: {len(self.failed)} of {_plural(total, 'rule')} failed ({names})"
+            text = f"not accepted: {len(self.failed)} of {_plural(total, 'rule')} failed: {names}"
         note = self._skip_note()
         return f"{text} ({note})" if note else text
 
@@ -284,9 +288,12 @@ def evaluate_gate(
     (nested ones are flattened the same way). `baseline=None` means there is no baseline at
     all: every change bound is skipped and the verdict says so.
     """
-    parsed = parse_rules(rules) if isinstance(rules, Mapping) else list(rules)
-    if not parsed:
-        parse_rules({})  # raises the "empty rule set" error
+    if isinstance(rules, Mapping):
+        parsed = parse_rules(rules)
+    elif rules:
+        parsed = list(rules)
+    else:
+        parsed = parse_rules({})  # raises: an empty rule set would accept any model
     current = flatten(metrics)
     previous = flatten(baseline) if baseline is not None else None
     results = tuple(_evaluate_rule(rule, current, previous) for rule in parsed)
@@ -335,7 +342,7 @@ def _value_problem(metric: str, metrics: Mapping[str, Any]) -> str | None:
     if isinstance(value, int | float):
         if math.isnan(value):
             return f"{metric} is NaN, not a finite number"
-        return f"{metric} is {'-' if value < 0 else ''}infinite, not a finite number"
+        return f"{metric} is {'-' if value < 0 else ''}inf, not a finite number"
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
     return f"{metric} is not a number: {shown}"
@@ -378,68 +385,57 @@ def _check_change(
     rule: Rule, kind: str, bound: int | float, value: int | float, base: int | float
 ) -> Check:
     """A change bound against a finite baseline, in exact arithmetic."""
-    worse = _exact(base) - _exact(value) if rule.direction == "higher" else 0
-    if rule.direction == "lower":
-        worse = _exact(value) - _exact(base)
-    limit = _exact(bound)
+    value_x, base_x, limit = _exact(value), _exact(base), _exact(bound)
+    note = ""
+    worse = base_x - value_x if rule.direction == "higher" else value_x - base_x
     if kind == "max_regression":
         passed = worse <= limit
-        change = _describe_change(worse, base, relative_first=False)
-        allowed = _allowed(limit, percent=False)
-        actual: float = float(worse)
+        actual = float(worse)
+        amount, allowed = _fmt_pair(abs(worse), abs(limit))
+        percent = None if base_x == 0 else _fmt_percent(abs(worse) / abs(base_x))
+        by = f"{amount} ({percent})" if percent else amount
+    elif base_x == 0:
+        # Relative to a baseline of 0: no change is 0, any worsening is +inf (fails any
+        # bound) and any improvement is -inf (passes any bound).
+        actual = math.inf if worse > 0 else -math.inf if worse < 0 else 0.0
+        passed = actual <= limit
+        allowed = _fmt_percent(abs(limit))
+        by = _fmt(abs(worse))
+        note = " (an infinite relative regression)" if worse > 0 else ""
     else:
-        # Relative to |baseline|. A baseline of 0: no change is 0, any worsening is +inf
-        # (fails any bound) and any improvement is -inf (passes any bound).
-        if base == 0:
-            ratio = math.inf if worse > 0 else -math.inf if worse < 0 else 0.0
-            passed = ratio <= limit
-            actual = ratio
-        else:
-            exact_ratio = worse / abs(_exact(base))
-            passed = exact_ratio <= limit
-            actual = float(exact_ratio)
-        change = _describe_change(worse, base, relative_first=True)
-        allowed = _allowed(limit, percent=True)
-    reason = f"{rule.metric} {change}; {allowed}"
-    return Check(kind, bound, actual, passed, reason)
+        ratio = worse / abs(base_x)
+        passed = ratio <= limit
+        actual = float(ratio)
+        percent, allowed = _fmt_pair(abs(ratio) * 100, abs(limit) * 100, digits=3)
+        percent, allowed = f"{percent}%", f"{allowed}%"
+        by = f"{percent} ({_fmt(abs(worse))})"
 
-
-def _describe_change(worse: Fraction, base: int | float, *, relative_first: bool) -> str:
-    """E.g. "got worse by 0.03 (21.4%) against the baseline 0.14"."""
     shown_base = _fmt(base)
     if worse == 0:
-        return f"did not change from the baseline {shown_base}"
-    verb = "got worse by" if worse > 0 else "improved by"
-    amount = _fmt(abs(worse))
-    if base == 0:
-        tail = ", an infinite relative change" if relative_first else ""
-        return f"{verb} {amount} against the baseline 0{tail}"
-    percent = _fmt_percent(abs(worse) / abs(_exact(base)))
-    shown = f"{percent} ({amount})" if relative_first else f"{amount} ({percent})"
-    return f"{verb} {shown} against the baseline {shown_base}"
-
-
-def _allowed(limit: Fraction, *, percent: bool) -> str:
-    """How the bound reads to a person: a regression allowance, none, or a demanded gain."""
-    shown = _fmt_percent(abs(limit)) if percent else _fmt(abs(limit))
+        change = f"did not change from the baseline {shown_base}"
+    else:
+        verb = "got worse by" if worse > 0 else "improved by"
+        change = f"{verb} {by} against the baseline {shown_base}{note}"
     if limit > 0:
-        return f"allowed {shown}"
-    if limit == 0:
-        return "no regression allowed"
-    return f"must improve by at least {shown}"
+        rule_text = f"allowed {allowed}"
+    elif limit == 0:
+        rule_text = "no regression allowed"
+    else:
+        rule_text = f"must improve by at least {allowed}"
+    return Check(kind, bound, actual, passed, f"{rule.metric} {change}; {rule_text}")
 
 
 # --------------------------------------------------------------------------- numbers
 
 
-def _exact(number: int | float | Fraction) -> Fraction:
+def _exact(number: Number) -> Fraction:
     """The number as written: 0.1 is 1/10, not the binary float nearest to it."""
     if isinstance(number, Fraction | int):
         return Fraction(number)
     return Fraction(repr(number))
 
 
-def _fmt(number: int | float | Fraction, digits: int = 4) -> str:
+def _fmt(number: Number, digits: int = 4) -> str:
     """For people: ints as ints, other numbers to `digits` significant digits."""
     if isinstance(number, int):
         return str(number)
@@ -453,7 +449,7 @@ def _fmt(number: int | float | Fraction, digits: int = 4) -> str:
     return f"{value:.{digits}g}"
 
 
-def _fmt_pair(a: int | float, b: int | float, digits: int = 4) -> tuple[str, str]:
+def _fmt_pair(a: Number, b: Number, digits: int = 4) -> tuple[str, str]:
     """Format two numbers that are compared, adding digits until unequal ones look unequal.
 
     Otherwise "accuracy 0.97 is below the minimum 0.97" could happen for 0.96999.
@@ -465,8 +461,12 @@ def _fmt_pair(a: int | float, b: int | float, digits: int = 4) -> tuple[str, str
     return repr(a), repr(b)
 
 
-def _fmt_percent(fraction: Fraction | float) -> str:
+def _fmt_percent(fraction: Number) -> str:
     return f"{_fmt(float(fraction) * 100, digits=3)}%"
+
+
+def _fmt_bound(kind: str, bound: int | float) -> str:
+    return _fmt_percent(_exact(bound)) if kind == "max_relative_regression" else _fmt(bound)
 
 
 def _json_number(number: float | None) -> float | None:
@@ -497,11 +497,18 @@ def format_verdict(verdict: Verdict) -> str:
         value = "-" if result.value is None else _fmt(result.value)
         base = "-" if result.baseline is None else _fmt(result.baseline)
         bounds = ", ".join(
-            f"{check.kind} {_fmt(check.bound)} {_RESULT_WORDS[check.passed]}"
+            f"{check.kind} {_fmt_bound(check.kind, check.bound)} {_RESULT_WORDS[check.passed]}"
             for check in result.checks
         )
         rows.append(
-            ("PASS" if result.passed else "FAIL", result.metric, value, base, result.direction, bounds)
+            (
+                "PASS" if result.passed else "FAIL",
+                result.metric,
+                value,
+                base,
+                result.direction,
+                bounds,
+            )
         )
     headers = ("", "metric", "value", "baseline", "better", "bounds")
     widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers) - 1)]
@@ -527,6 +534,10 @@ def _plural(count: int, noun: str) -> str:
 
 
 def _type_name(value: Any) -> str:
-    return {list: "a list", str: "a string", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    if value is None:
+        return "empty"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, bool | int | float):
+        return f"the value {value!r}"
+    return f"a {type(value).__name__}"

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mlops_template.custom.models import TrainParams
 from mlops_template.errors import UserError
+from mlops_template.gate import parse_rules
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -54,7 +55,13 @@ class EvaluateParams(Strict):
 
 
 class GateParams(Strict):
-    rules: dict[str, dict[str, Any]]
+    rules: Any
+
+    @field_validator("rules")
+    @classmethod
+    def _rules_are_valid(cls, rules: Any) -> Any:
+        parse_rules(rules)  # raises UserError naming the metric and the key
+        return rules
 
 
 class CiParams(Strict):

@@ -7,11 +7,14 @@ regenerated example that differs, stops here with the fix.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+import yaml
 
 from mlops_template.custom.dataset import write_example_data
 from mlops_template.errors import UserError
@@ -24,25 +27,43 @@ def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["dvc", *args], capture_output=True, text=True)
 
 
-def data_state(dvc_file: Path = DVC_FILE) -> str:
-    """'ok' when the workspace matches, 'missing' when absent, 'modified' when it differs."""
+def recorded_hash(dvc_file: Path = DVC_FILE) -> tuple[Path, str]:
+    """The path and md5 that data.dvc records for its one output."""
     if not dvc_file.exists():
         raise UserError(
             f"{dvc_file} not found", "track your data with `dvc add data` and commit data.dvc"
         )
-    status = _dvc("status", "--json", str(dvc_file))
-    if status.returncode != 0:
+    try:
+        (out,) = yaml.safe_load(dvc_file.read_text())["outs"]
+        return Path(out["path"]), str(out["md5"])
+    except (yaml.YAMLError, KeyError, TypeError, ValueError):
         raise UserError(
-            f"`dvc status {dvc_file}` failed: {status.stderr.strip()}",
-            "check that this is a DVC repository (`dvc init`) and data.dvc is intact",
-        )
-    report = json.loads(status.stdout or "{}")
-    changes = [
-        c for entry in report.get(str(dvc_file), []) for c in entry.get("changed outs", {}).values()
+            f"{dvc_file} is not a valid DVC file with one output",
+            "restore it from git (`git checkout data.dvc`)",
+        ) from None
+
+
+def workspace_hash(path: Path) -> str | None:
+    """DVC's md5 of a file, or of a directory (md5 of its sorted file manifest + '.dir')."""
+    if path.is_file():
+        return hashlib.md5(path.read_bytes()).hexdigest()
+    files = sorted(f for f in path.rglob("*") if f.is_file()) if path.is_dir() else []
+    if not files:
+        return None
+    manifest = [
+        {"md5": hashlib.md5(f.read_bytes()).hexdigest(), "relpath": f.relative_to(path).as_posix()}
+        for f in files
     ]
-    if not changes:
-        return "ok"
-    return "missing" if all(c in ("deleted", "not in cache") for c in changes) else "modified"
+    return hashlib.md5(json.dumps(manifest, sort_keys=True).encode()).hexdigest() + ".dir"
+
+
+def data_state(dvc_file: Path = DVC_FILE) -> str:
+    """'ok' when the workspace matches data.dvc, 'missing' when absent, 'modified' when it differs."""
+    path, expected = recorded_hash(dvc_file)
+    actual = workspace_hash(path)
+    if actual is None:
+        return "missing"
+    return "ok" if actual == expected else "modified"
 
 
 def _has_remote() -> bool:

@@ -1,0 +1,44 @@
+# The two commands of the quick start: `make run` (the pipeline end to end) and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export BENTOML_DO_NOT_TRACK := true
+export DVC_NO_ANALYTICS := 1
+export ITERATIVE_DO_NOT_TRACK := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+UV_VERSION := 0.13.9
+# uv from PATH, else a private copy bootstrapped from PyPI into .uv/ (needs only python3 -m venv).
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
+
+.PHONY: help uv env env-all run test lint bench
+
+help:
+	@echo "make run    install the locked environment, get the data, run the pipeline, summarize"
+	@echo "make test   install the environment with every model family and run the test suite"
+	@echo "make lint   ruff, zizmor and the workflow schemas"
+
+$(CURDIR)/.uv/bin/uv:
+	python3 -m venv .uv
+	.uv/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+uv: $(UV)
+
+env: uv  ## only the extras params.yaml needs (no TensorFlow for the sklearn family)
+	$(UV) sync --locked $$(python3 src/mlops_template/envspec.py)
+
+env-all: uv
+	$(UV) sync --locked --extra keras
+
+run: env
+	$(UV) run mlops data
+	$(UV) run dvc repro || { $(UV) run mlops summary; exit 1; }
+	$(UV) run mlops summary
+
+test: env-all
+	$(UV) run pytest
+
+lint: env-all
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run zizmor --offline --persona pedantic .

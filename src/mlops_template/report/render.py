@@ -1,0 +1,887 @@
+"""Render the pull-request report: already-parsed inputs in, GitHub-flavoured markdown out.
+
+Pure and deterministic: no I/O, no clock. Every string that a PR author controls (metric,
+param, class and file names, values, refs, gate reasons) goes through `md_escape` before it
+lands in the markdown, and through `_chart_label` before it lands in a Mermaid chart.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+# The report's first line never changes, so a poster can find (and update) its one comment.
+WATERMARK = "<!-- mlops-template:pr-report -->"
+TITLE = "## 🔬 Model report"
+
+MAX_POINTS = 50  # per chart series, after downsampling
+MAX_CHARS = 60_000  # a GitHub comment holds 65,536 characters
+MAX_CELL = 80  # longer cell values are cut with an ellipsis
+
+CHART_HEIGHT = 360  # px; Mermaid's default 500 makes a long comment
+BASE_COLOR = "#8c959f"  # grey
+PR_COLOR = "#0969da"  # blue
+
+Curve = Sequence[tuple[float, float]]
+
+
+@dataclass
+class ReportInputs:
+    """Everything the report shows, already parsed (see `collect.collect_inputs`).
+
+    metrics_diff / params_diff: `dvc metrics|params diff <base> --json --all` output,
+        {file: {name: {"old": x, "new": y, "diff": d}}} (old/new None when absent).
+    gate: reports/gate.json (None when the gate did not run).
+    data_base / data_pr: reports/data.json at the base and in the PR (None when absent).
+    curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty for sklearn).
+    f1_base / f1_pr: {class: f1} from plots/per_class_f1.csv.
+    confusion_pr: [(actual, predicted), ...] from plots/predictions.csv.
+    repro: build/ci/repro.json (None when CI did not check reproducibility).
+    images: [(alt, https-url)] only when the user opted into publishing images.
+    """
+
+    metrics_diff: Mapping[str, Any] = field(default_factory=dict)
+    params_diff: Mapping[str, Any] = field(default_factory=dict)
+    gate: Mapping[str, Any] | None = None
+    data_base: Mapping[str, Any] | None = None
+    data_pr: Mapping[str, Any] | None = None
+    curves_base: Mapping[str, Curve] = field(default_factory=dict)
+    curves_pr: Mapping[str, Curve] = field(default_factory=dict)
+    f1_base: Mapping[str, float] = field(default_factory=dict)
+    f1_pr: Mapping[str, float] = field(default_factory=dict)
+    confusion_pr: Sequence[tuple[str, str]] = ()
+    repro: Mapping[str, Any] | None = None
+    base_ref: str = ""
+    base_sha: str = ""
+    head_ref: str = ""
+    head_sha: str = ""
+    images: Sequence[tuple[str, str]] = ()
+
+
+# --------------------------------------------------------------------------- text helpers
+
+_ESCAPES = {
+    "\\": "\\\\",
+    "&": "&amp;",
+    "<": "&lt;",
+    ">": "&gt;",
+    "|": "\\|",
+    "`": "&#96;",
+    "[": "\\[",
+    "]": "\\]",
+    "*": "\\*",
+    "$": "\\$",
+    "@": "@&#8203;",  # no @-mentions from data values
+}
+_ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
+
+
+def md_escape(value: Any, limit: int = MAX_CELL) -> str:
+    """Text safe inside a markdown table cell: no HTML, no cell breaks, no code, no mentions."""
+    text = " ".join(str(value).split())
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return _is_number(value) and math.isfinite(value)
+
+
+def _fmt_float(value: float) -> str:
+    if value != 0 and abs(value) < 1e-3:
+        return f"{value:.3e}"
+    text = f"{value:.4f}"
+    return "0.0000" if text == "-0.0000" else text
+
+
+def _fmt_short(value: Any) -> str:
+    """Bounds and thresholds: as short as they were written (0.97, 5000000, 0.005)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if _is_finite(value):
+        return f"{round(value, 6):f}".rstrip("0").rstrip(".") or "0"
+    return md_escape(value)
+
+
+def human_bytes(size: float) -> str:
+    size = float(size)
+    if abs(size) < 1024:
+        return f"{int(size)} B"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+def _is_bytes_metric(name: str) -> bool:
+    return name.endswith("bytes")
+
+
+def _fmt_value(value: Any, name: str = "") -> str:
+    """One metric or param value for a table cell."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if _is_number(value):
+        if math.isnan(value):
+            return "⚠️ NaN"
+        if math.isinf(value):
+            return "⚠️ +inf" if value > 0 else "⚠️ -inf"
+        if _is_bytes_metric(name):
+            return human_bytes(value)
+        return str(value) if isinstance(value, int) else _fmt_float(value)
+    if isinstance(value, str):
+        return md_escape(value)
+    return md_escape(json.dumps(value, sort_keys=True, default=str))
+
+
+def _fmt_delta(delta: float, name: str, is_int: bool) -> str:
+    if _is_bytes_metric(name):
+        return ("+" if delta >= 0 else "-") + human_bytes(abs(delta))
+    if is_int:
+        return f"{int(delta):+d}"
+    text = _fmt_float(delta)
+    return text if text.startswith("-") else "+" + text
+
+
+def _row(*cells: str) -> str:
+    return "| " + " | ".join(cells) + " |"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str = "") -> list[str]:
+    aligns = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else ":---:" if a == "c" else "---" for a in aligns]
+    return [_row(*header), _row(*sep), *(_row(*r) for r in rows)]
+
+
+def _sort_key(label: str) -> tuple[int, float, str]:
+    """Numeric labels in numeric order, then the rest alphabetically."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)
+
+
+# --------------------------------------------------------------------------- metrics
+
+
+def flatten_diff(diff: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """{file: {name: entry}} -> {name: entry}; a name seen in two files gets its file appended."""
+    flat: dict[str, dict[str, Any]] = {}
+    for path in sorted(diff or {}):
+        entries = diff[path]
+        if not isinstance(entries, Mapping):
+            continue
+        for name in sorted(entries):
+            entry = entries[name]
+            if not isinstance(entry, Mapping):
+                entry = {"old": None, "new": entry}
+            key = name if name not in flat else f"{name} ({path})"
+            flat[key] = {"old": entry.get("old"), "new": entry.get("new")}
+    return flat
+
+
+_LOWER_TOKENS = {"loss", "error", "latency", "ms", "bytes", "size", "mse", "mae", "rmse"}
+_HIGHER_TOKENS = {"accuracy", "acc", "precision", "recall", "f1", "auc", "r2"}
+
+
+def guess_direction(name: str) -> str | None:
+    tokens = set(re.split(r"[^a-z0-9]+", name.lower()))
+    if tokens & _LOWER_TOKENS:
+        return "lower"
+    if tokens & _HIGHER_TOKENS:
+        return "higher"
+    return None
+
+
+def _change_cell(name: str, old: Any, new: Any, direction: str | None) -> str:
+    if old is None and new is None:
+        return "❌ missing"
+    if old is None:
+        return "🆕 new"
+    if new is None:
+        return "🗑️ removed"
+    if _is_number(new) and not math.isfinite(new):
+        return "⚠️ not a finite number"
+    if _is_number(old) and not math.isfinite(old):
+        return "⚠️ base not finite"
+    if not (_is_number(old) and _is_number(new)):
+        return "=" if old == new else "changed"
+    delta = new - old
+    if delta == 0:
+        return "="
+    is_int = isinstance(old, int) and isinstance(new, int)
+    arrow = "↑" if delta > 0 else "↓"
+    rel = f" ({delta / abs(old) * 100:+.2f}%)" if old != 0 else ""
+    mark = ""
+    if direction in ("higher", "lower"):
+        better = (delta > 0) == (direction == "higher")
+        mark = " 🟢" if better else " 🔴"
+    return f"{arrow} {_fmt_delta(delta, name, is_int)}{rel}{mark}"
+
+
+def _check_text(check: Mapping[str, Any], direction: str, name: str) -> str:
+    kind = str(check.get("kind", ""))
+    bound = check.get("bound")
+    if not _is_number(bound):
+        return md_escape(kind)
+    better_up = direction == "higher"
+    if kind == "min":
+        return f"≥ {human_bytes(bound) if _is_bytes_metric(name) else _fmt_short(bound)}"
+    if kind == "max":
+        return f"≤ {human_bytes(bound) if _is_bytes_metric(name) else _fmt_short(bound)}"
+    if kind == "max_regression":
+        limit = -bound if better_up else bound
+        text = _fmt_short(limit)
+        if _is_bytes_metric(name):
+            text = ("-" if limit < 0 else "") + human_bytes(abs(limit))
+        sign = "+" if limit > 0 else ""
+        return f"Δ {'≥' if better_up else '≤'} {sign}{text}"
+    if kind == "max_relative_regression":
+        limit = (-bound if better_up else bound) * 100
+        return f"Δ {'≥' if better_up else '≤'} {'+' if limit > 0 else ''}{_fmt_short(limit)}%"
+    return md_escape(kind)
+
+
+def _gate_cell(rule: Mapping[str, Any] | None, name: str) -> str:
+    if rule is None:
+        return ""
+    direction = str(rule.get("direction", ""))
+    parts = []
+    for check in rule.get("checks") or []:
+        text = _check_text(check, direction, name)
+        passed = check.get("passed")
+        if passed is None:
+            text += " _(skipped)_"
+        elif not passed:
+            text = f"**{text}**"
+        parts.append(text)
+    icon = "✅" if rule.get("passed") else "❌"
+    return f"{icon} {' · '.join(parts)}".rstrip()
+
+
+def _gate_rules(gate: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    rules: dict[str, Mapping[str, Any]] = {}
+    for rule in (gate or {}).get("rules") or []:
+        if isinstance(rule, Mapping) and "metric" in rule:
+            rules.setdefault(str(rule["metric"]), rule)
+    return rules
+
+
+def _is_serving(name: str) -> bool:
+    return "latency" in name or _is_bytes_metric(name)
+
+
+def _is_per_class(name: str) -> bool:
+    return "per_class." in name
+
+
+def _metric_rows(
+    names: Sequence[str],
+    values: Mapping[str, Mapping[str, Any]],
+    rules: Mapping[str, Mapping[str, Any]],
+    with_gate: bool,
+) -> list[list[str]]:
+    rows = []
+    for name in names:
+        old, new = values[name]["old"], values[name]["new"]
+        rule = rules.get(name)
+        direction = (rule or {}).get("direction") or guess_direction(name)
+        pr_cell = "❌ missing" if new is None and name in rules else _fmt_value(new, name)
+        cells = [
+            md_escape(name),
+            _fmt_value(old, name),
+            pr_cell,
+            _change_cell(name, old, new, direction),
+        ]
+        if with_gate:
+            cells.append(_gate_cell(rule, name))
+        rows.append(cells)
+    return rows
+
+
+def _ordered(names: Sequence[str], rules: Mapping[str, Any]) -> list[str]:
+    """Gate-ruled metrics first (in the gate's order), then the rest sorted."""
+    ruled = [n for n in rules if n in names]
+    return ruled + sorted(n for n in names if n not in rules)
+
+
+def _metric_values(inputs: ReportInputs) -> dict[str, dict[str, Any]]:
+    values = flatten_diff(inputs.metrics_diff)
+    for name, rule in _gate_rules(inputs.gate).items():
+        if name not in values:  # a ruled metric the diff does not know: show it anyway
+            values[name] = {"old": rule.get("baseline"), "new": rule.get("value")}
+    return values
+
+
+def _section_metrics(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    rules = _gate_rules(inputs.gate)
+    with_gate = inputs.gate is not None
+    header = ["Metric", "Base", "PR", "Change"] + (["Gate"] if with_gate else [])
+    names = [n for n in values if not _is_serving(n) and not _is_per_class(n)]
+    out = ["### Metrics", ""]
+    if not values:
+        return [*out, "_No metrics found: did the evaluate stage run?_"]
+    if values and all(v["old"] is None for v in values.values()):
+        out += ["_No baseline metrics at the base revision: every metric is new._", ""]
+    if names:
+        out += _table(
+            header,
+            _metric_rows(_ordered(names, rules), values, rules, with_gate),
+            "lrrrl"[: len(header)],
+        )
+    per_class = [n for n in values if _is_per_class(n)]
+    if per_class:
+        per_class.sort(key=lambda n: (n.rsplit(".", 1)[0], _sort_key(n.rsplit(".", 1)[-1])))
+        out += ["", f"<details><summary>{_per_class_summary(per_class, values)}</summary>", ""]
+        out += _table(
+            header, _metric_rows(per_class, values, rules, with_gate), "lrrrl"[: len(header)]
+        )
+        out += ["", "</details>"]
+    return out
+
+
+def _per_class_summary(names: Sequence[str], values: Mapping[str, Mapping[str, Any]]) -> str:
+    text = f"Per-class metrics ({len(names)} rows)"
+    finite = [(values[n]["new"], n) for n in names if _is_finite(values[n]["new"])]
+    if finite:
+        worst_value, worst = min(finite, key=lambda vn: (vn[0], vn[1]))
+        text += f": lowest in PR {md_escape(worst)} = {_fmt_float(worst_value)}"
+    drops = [
+        (values[n]["new"] - values[n]["old"], n)
+        for n in names
+        if _is_finite(values[n]["new"]) and _is_finite(values[n]["old"])
+    ]
+    if drops:
+        drop, name = min(drops, key=lambda dn: (dn[0], dn[1]))
+        if drop < 0:
+            text += f"; largest drop {md_escape(name)} {_fmt_float(drop)}"
+    return text
+
+
+def _section_serving(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    names = [n for n in values if _is_serving(n)]
+    out = ["### Serving cost", ""]
+    if not names:
+        return [*out, "_No model size or latency metrics._"]
+    rules = _gate_rules(inputs.gate)
+    with_gate = inputs.gate is not None
+    header = ["Metric", "Base", "PR", "Change"] + (["Gate"] if with_gate else [])
+    out += _table(
+        header,
+        _metric_rows(_ordered(names, rules), values, rules, with_gate),
+        "lrrrl"[: len(header)],
+    )
+    if any("latency" in n for n in names):
+        out += ["", "<sub>Latency is measured on the CI runner: expect noise of a few %.</sub>"]
+    return out
+
+
+# --------------------------------------------------------------------------- verdict
+
+
+def _section_verdict(gate: Mapping[str, Any] | None) -> list[str]:
+    if gate is None:
+        return [
+            "⚪ **No gate verdict**: `reports/gate.json` is missing (the gate stage did not run)."
+        ]
+    summary = re.sub(r"^\s*(not )?accepted\s*:?\s*", "", str(gate.get("summary") or ""))
+    summary = md_escape(summary, limit=300)
+    line = "✅ **Accepted**" if gate.get("accepted") else "❌ **Not accepted**"
+    out = [f"{line}: {summary}" if summary else line]
+    reasons = [r for r in gate.get("reasons") or [] if r is not None]
+    if reasons:
+        out += ["", *(f"- {md_escape(r, limit=300)}" for r in reasons)]
+    return out
+
+
+# --------------------------------------------------------------------------- params
+
+
+def _param_value(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return md_escape(value)
+    if isinstance(value, float):
+        return md_escape(_fmt_short(value)) if math.isfinite(value) else _fmt_value(value)
+    return _fmt_value(value)
+
+
+def _same(old: Any, new: Any) -> bool:
+    return json.dumps(old, sort_keys=True, default=str) == json.dumps(
+        new, sort_keys=True, default=str
+    )
+
+
+def _section_params(inputs: ReportInputs) -> list[str]:
+    out = ["### Params changed", ""]
+    diff = inputs.params_diff or {}
+    files = [f for f in sorted(diff) if isinstance(diff[f], Mapping)]
+    rows = []
+    for path in files:
+        for name in sorted(diff[path]):
+            entry = diff[path][name]
+            if not isinstance(entry, Mapping):
+                continue
+            old, new = entry.get("old"), entry.get("new")
+            if _same(old, new):
+                continue
+            label = name if len(files) == 1 else f"{path}:{name}"
+            rows.append([md_escape(label), _param_value(old), _param_value(new)])
+    if not rows:
+        return [*out, "No parameter changes."]
+    return out + _table(["Param", "Base", "PR"], rows, align="lll")
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _section_data(base: Mapping[str, Any] | None, pr: Mapping[str, Any] | None) -> list[str]:
+    out = ["### Data", ""]
+    if pr is None:
+        return [*out, "_No data summary in this PR (`reports/data.json` is missing)._"]
+    pr_files = dict(pr.get("files") or {})
+    if base is None:
+        return [
+            *out,
+            f"No baseline data (the base has no `reports/data.json`). "
+            f"This PR: {_shape(pr)} in {_count(len(pr_files), 'file')}.",
+        ]
+    if dict(base) == dict(pr):
+        return [*out, f"Data unchanged: {_shape(pr)} in {_count(len(pr_files), 'file')}."]
+    base_files = dict(base.get("files") or {})
+    added = sorted(set(pr_files) - set(base_files))
+    removed = sorted(set(base_files) - set(pr_files))
+    modified = sorted(f for f in set(pr_files) & set(base_files) if pr_files[f] != base_files[f])
+    items = []
+    for label, names in (("added", added), ("modified", modified), ("removed", removed)):
+        if names:
+            items.append(f"- Files {label}: {', '.join(md_escape(n) for n in names)}")
+    if not (added or removed or modified):
+        items.append("- Files: unchanged")
+    items.append(f"- Rows: {_from_to(base.get('rows'), pr.get('rows'))}")
+    if base.get("columns") != pr.get("columns"):
+        items.append(f"- Columns: {_from_to(base.get('columns'), pr.get('columns'))}")
+    out += items
+    base_pc = {str(k): v for k, v in (base.get("per_class") or {}).items()}
+    pr_pc = {str(k): v for k, v in (pr.get("per_class") or {}).items()}
+    changed = sorted(
+        (c for c in set(base_pc) | set(pr_pc) if base_pc.get(c) != pr_pc.get(c)), key=_sort_key
+    )
+    if changed:
+        rows = [
+            [
+                md_escape(c),
+                _fmt_value(base_pc.get(c)),
+                _fmt_value(pr_pc.get(c)),
+                _change_cell("", base_pc.get(c), pr_pc.get(c), None),
+            ]
+            for c in changed
+        ]
+        out += ["", "Per-class counts that changed:", ""]
+        out += _table(["Class", "Base", "PR", "Change"], rows)
+    return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _shape(summary: Mapping[str, Any]) -> str:
+    return f"{_fmt_value(summary.get('rows'))} rows x {_fmt_value(summary.get('columns'))} columns"
+
+
+def _from_to(old: Any, new: Any) -> str:
+    if old == new:
+        return f"{_fmt_value(new)} (unchanged)"
+    text = f"{_fmt_value(old)} → {_fmt_value(new)}"
+    if _is_finite(old) and _is_finite(new):
+        text += f" ({_change_cell('', old, new, None)})"
+    return text
+
+
+# --------------------------------------------------------------------------- charts
+
+_LABEL_RE = re.compile(r"[^A-Za-z0-9 ._/:+()-]")
+
+
+def _chart_label(text: Any, limit: int = 40) -> str:
+    """Text for a quoted Mermaid string: a safe whitelist, never a quote or a fence."""
+    return _LABEL_RE.sub("_", str(text))[:limit] or "_"
+
+
+def _chart_number(value: float) -> str:
+    """Plain decimal (Mermaid's lexer knows no exponent), 4 decimals at most."""
+    text = f"{round(float(value), 4):.4f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def _clean_curve(curve: Curve | None) -> tuple[list[tuple[float, float]], int]:
+    """Finite points sorted by step (last value wins per step), and how many were dropped."""
+    points: dict[float, float] = {}
+    dropped = 0
+    for point in curve or ():
+        try:
+            step, value = float(point[0]), float(point[1])
+        except (TypeError, ValueError, IndexError):
+            dropped += 1
+            continue
+        if math.isfinite(step) and math.isfinite(value):
+            points[step] = value
+        else:
+            dropped += 1
+    return sorted(points.items()), dropped
+
+
+def downsample(steps: Sequence[float], limit: int = MAX_POINTS) -> list[float]:
+    """At most `limit` steps at an even stride, counted back from the last (always kept)."""
+    if len(steps) <= limit:
+        return list(steps)
+    stride = math.ceil((len(steps) - 1) / (limit - 1))
+    return list(steps[::-1][::stride][::-1])
+
+
+def _value_at(points: Sequence[tuple[float, float]], step: float) -> float:
+    """The value at the latest step <= `step` (the first value before the curve starts)."""
+    value = points[0][1]
+    for s, v in points:
+        if s > step:
+            break
+        value = v
+    return value
+
+
+def align_curves(
+    base: Curve | None, pr: Curve | None
+) -> tuple[list[float], list[float] | None, list[float] | None]:
+    """Common steps (<= MAX_POINTS) and each series sampled on them (None if it has none)."""
+    clean_base, _ = _clean_curve(base)
+    clean_pr, _ = _clean_curve(pr)
+    steps = downsample(sorted({s for s, _ in clean_base} | {s for s, _ in clean_pr}))
+    base_vals = [_value_at(clean_base, s) for s in steps] if clean_base else None
+    pr_vals = [_value_at(clean_pr, s) for s in steps] if clean_pr else None
+    return steps, base_vals, pr_vals
+
+
+def _even_integer_steps(steps: Sequence[float]) -> bool:
+    """Integer steps at one stride: a numeric x-axis then places every point exactly."""
+    if len(steps) < 3 or any(s != int(s) for s in steps):
+        return False
+    stride = steps[1] - steps[0]
+    return stride > 0 and all(b - a == stride for a, b in pairwise(steps))
+
+
+def xychart(
+    title: str,
+    x_title: str,
+    labels: Sequence[str] | tuple[float, float],
+    y_title: str,
+    series: Sequence[tuple[str, str, Sequence[float], str]],
+    y_range: tuple[float, float] | None = None,
+) -> list[str]:
+    """A ```mermaid xychart-beta block. series: (kind "line"|"bar", name, values, colour).
+
+    `labels`: category labels, or a (min, max) tuple for a numeric x-axis (the points are
+    then spread evenly over it). Axis titles are always given (older Mermaid requires them);
+    every text is quoted; numbers are plain decimals (the lexer knows no exponent).
+    """
+    palette = ", ".join(colour for _, _, _, colour in series)
+    init = {
+        "xyChart": {"height": CHART_HEIGHT},
+        "themeVariables": {"xyChart": {"plotColorPalette": palette}},
+    }
+    if isinstance(labels, tuple):
+        x_data = f"{_chart_number(labels[0])} --> {_chart_number(labels[1])}"
+    else:
+        x_data = "[" + ", ".join(f'"{_chart_label(label, limit=20)}"' for label in labels) + "]"
+    y_axis = f'    y-axis "{_chart_label(y_title)}"'
+    if y_range is not None:
+        y_axis += f" {_chart_number(y_range[0])} --> {_chart_number(y_range[1])}"
+    lines = [
+        "```mermaid",
+        f"%%{{init: {json.dumps(init)}}}%%",
+        "xychart-beta",
+        f'    title "{_chart_label(title, limit=60)}"',
+        f'    x-axis "{_chart_label(x_title)}" {x_data}',
+        y_axis,
+    ]
+    for kind, name, values, _ in series:
+        numbers = ", ".join(_chart_number(v) for v in values)
+        lines.append(f'    {kind} "{_chart_label(name)}" [{numbers}]')
+    lines.append("```")
+    return lines
+
+
+_SPLIT_PREFERENCE = ("eval", "val", "validation", "test", "train")
+
+
+def _families(names: Sequence[str]) -> dict[str, list[str]]:
+    """{"loss": ["eval/loss", "train/loss"], ...}: curves grouped by their last path part."""
+    families: dict[str, list[str]] = {}
+    for name in sorted(names):
+        families.setdefault(name.rsplit("/", 1)[-1], []).append(name)
+    return families
+
+
+def _preferred(names: Sequence[str]) -> str:
+    def rank(name: str) -> tuple[int, str]:
+        split = name.rsplit("/", 1)[0] if "/" in name else ""
+        order = _SPLIT_PREFERENCE.index(split) if split in _SPLIT_PREFERENCE else 99
+        return (order, name)
+
+    return min(names, key=rank)
+
+
+def _series_legend(base: bool, pr: bool, inputs: ReportInputs) -> str:
+    parts = []
+    if base:
+        parts.append(f"grey = base ({md_escape(inputs.base_sha or inputs.base_ref or 'base')})")
+    if pr:
+        parts.append(f"blue = PR ({md_escape(inputs.head_sha or inputs.head_ref or 'head')})")
+    return " · ".join(parts)
+
+
+def _best(name: str, points: Sequence[tuple[float, float]]) -> str:
+    """The best value of a curve and its (first) step, when the metric has a known direction."""
+    direction = guess_direction(name.rsplit("/", 1)[-1])
+    if not points or direction is None:
+        return "—"
+    sign = 1 if direction == "lower" else -1
+    step, value = min(points, key=lambda sv: (sign * sv[1], sv[0]))
+    return f"{_fmt_float(value)} @ {_chart_number(step)}"
+
+
+def _section_curves(inputs: ReportInputs) -> list[str]:
+    names = sorted(set(inputs.curves_base) | set(inputs.curves_pr))
+    names = [n for n in names if inputs.curves_base.get(n) or inputs.curves_pr.get(n)]
+    out = ["#### Training curves", ""]
+    if not names:
+        return [*out, "_No training curves: this model family logs none (e.g. scikit-learn)._"]
+    for family, members in _families(names).items():
+        name = _preferred(members)
+        steps, base_vals, pr_vals = align_curves(
+            inputs.curves_base.get(name), inputs.curves_pr.get(name)
+        )
+        if not steps:
+            continue
+        x_axis = (
+            (steps[0], steps[-1])
+            if _even_integer_steps(steps)
+            else [_chart_number(step) for step in steps]
+        )
+        series = []
+        if base_vals is not None:
+            series.append(("line", "base", base_vals, BASE_COLOR))
+        if pr_vals is not None:
+            series.append(("line", "PR", pr_vals, PR_COLOR))
+        legend = _series_legend(base_vals is not None, pr_vals is not None, inputs)
+        caption = f"**{md_escape(name)}**: {legend}"
+        notes = _curve_notes(inputs.curves_base.get(name), inputs.curves_pr.get(name), steps)
+        out += [caption + (f" ({notes})" if notes else ""), ""]
+        out += xychart(f"{name}: base vs PR", "step", x_axis, family, series)
+        out.append("")
+    rows = []
+    for name in names:
+        base_pts, _ = _clean_curve(inputs.curves_base.get(name))
+        pr_pts, _ = _clean_curve(inputs.curves_pr.get(name))
+        rows.append(
+            [
+                md_escape(name),
+                _fmt_float(base_pts[-1][1]) if base_pts else "—",
+                _fmt_float(pr_pts[-1][1]) if pr_pts else "—",
+                _best(name, pr_pts),
+            ]
+        )
+    out += _table(["Curve", "Base (last)", "PR (last)", "PR best @ step"], rows)
+    return out
+
+
+def _curve_notes(base: Curve | None, pr: Curve | None, steps: Sequence[float]) -> str:
+    clean_base, dropped_base = _clean_curve(base)
+    clean_pr, dropped_pr = _clean_curve(pr)
+    notes = []
+    if clean_base and clean_pr and clean_base[-1][0] != clean_pr[-1][0]:
+        notes.append(
+            f"base has {len(clean_base)} steps, PR {len(clean_pr)}; "
+            "a shorter curve is held at its last value"
+        )
+    if dropped_base + dropped_pr:
+        notes.append(f"{dropped_base + dropped_pr} non-finite points left out")
+    total = len({s for s, _ in clean_base} | {s for s, _ in clean_pr})
+    if total > len(steps):
+        notes.append(f"{total} steps, every {_chart_number(steps[1] - steps[0])}th shown")
+    return "; ".join(notes)
+
+
+def _section_f1_chart(inputs: ReportInputs) -> list[str]:
+    base = {str(k): v for k, v in (inputs.f1_base or {}).items() if _is_finite(v)}
+    pr = {str(k): v for k, v in (inputs.f1_pr or {}).items() if _is_finite(v)}
+    classes = sorted(set(base) | set(pr), key=_sort_key)
+    if not classes:
+        return []
+    series = []
+    # a class absent on one side is drawn at 0 so every series spans every class
+    if base:
+        series.append(("bar", "base", [base.get(c, 0.0) for c in classes], BASE_COLOR))
+    if pr:
+        series.append(("line", "PR", [pr.get(c, 0.0) for c in classes], PR_COLOR))
+    low = min(v for _, _, values, _ in series for v in values)
+    y_min = max(0.0, math.floor((low - 0.02) * 20) / 20)
+    legend = _series_legend(bool(base), bool(pr), inputs).replace("grey", "grey bars")
+    legend = legend.replace("blue", "blue line")
+    out = ["#### Per-class F1", "", legend, ""]
+    out += xychart("F1 per class: base vs PR", "class", classes, "F1", series, (y_min, 1.0))
+    missing = sorted(set(base) ^ set(pr), key=_sort_key) if base and pr else []
+    if missing:
+        out += [
+            "",
+            f"<sub>Classes on one side only (drawn at 0): {md_escape(', '.join(missing))}</sub>",
+        ]
+    return out
+
+
+def _section_confusion(pairs: Sequence[tuple[str, str]]) -> list[str]:
+    if not pairs:
+        return []
+    counts = Counter((str(a), str(p)) for a, p in pairs)
+    labels = sorted({a for a, _ in counts} | {p for _, p in counts}, key=_sort_key)
+    total = sum(counts.values())
+    errors = sum(n for (a, p), n in counts.items() if a != p)
+    confusions = sorted(
+        ((n, a, p) for (a, p), n in counts.items() if a != p),
+        key=lambda nap: (-nap[0], _sort_key(nap[1]), _sort_key(nap[2])),
+    )[:3]
+    summary = f"Confusion matrix (PR): {total} predictions, {errors} wrong"
+    if confusions:
+        top = ", ".join(f"{md_escape(a)}→{md_escape(p)} ({n})" for n, a, p in confusions)
+        summary += f"; most frequent: {top}"
+    rows = []
+    for actual in labels:
+        cells = [f"**{md_escape(actual)}**"]
+        for predicted in labels:
+            n = counts.get((actual, predicted), 0)
+            cells.append(f"**{n}**" if actual == predicted else (str(n) if n else "·"))
+        rows.append(cells)
+    header = ["actual ↓ / predicted →", *(md_escape(label) for label in labels)]
+    out = ["", f"<details><summary>{summary}</summary>", ""]
+    out += _table(header, rows)
+    return [*out, "", "</details>"]
+
+
+_URL_RE = re.compile(r"^https://[^\s()<>\"'`]+$")
+
+
+def _section_images(images: Sequence[tuple[str, str]]) -> list[str]:
+    out = []
+    for alt, url in images:
+        if _URL_RE.match(str(url)):
+            out.append(f"![{md_escape(alt)}]({url})")
+    return ["", *out] if out else []
+
+
+def _section_plots(inputs: ReportInputs) -> list[str]:
+    out = ["### Plots", ""]
+    out += _section_curves(inputs)
+    f1 = _section_f1_chart(inputs)
+    if f1:
+        out += ["", *f1]
+    out += _section_confusion(inputs.confusion_pr)
+    out += _section_images(inputs.images)
+    return out
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+_DATA_SOURCES = {
+    "cache": "DVC cache restored in CI",
+    "remote": "pulled from the DVC remote",
+    "bootstrap": "rebuilt from the example data source (no DVC remote with the data)",
+}
+
+
+def _section_repro(repro: Mapping[str, Any] | None) -> list[str]:
+    out = ["### Reproducibility", ""]
+    if repro is None:
+        return [*out, "_Not checked (`build/ci/repro.json` is missing)._"]
+    source = str(repro.get("data_source", "unknown"))
+    items = [f"- Data: {_DATA_SOURCES.get(source, 'unknown source')} ({md_escape(source)})"]
+    if repro.get("lock_up_to_date"):
+        items.append("- ✅ `dvc.lock` is up to date with the code, params and data")
+    else:
+        items.append(
+            "- ⚠️ `dvc.lock` is out of date: run `dvc repro` and commit `dvc.lock` "
+            "and the metrics it changes"
+        )
+    reproduced = repro.get("metrics_reproduced")
+    tolerance = _fmt_short(repro.get("tolerance"))
+    delta = repro.get("max_abs_delta")
+    delta_text = _fmt_value(delta) if delta is not None else "—"
+    if reproduced is True:
+        items.append(
+            f"- ✅ Committed metrics reproduced in CI (max |Δ| {delta_text} ≤ {tolerance})"
+        )
+    elif reproduced is False:
+        items.append(
+            f"- ❌ Committed metrics not reproduced in CI (max |Δ| {delta_text} > {tolerance}): "
+            "commit the metrics your `dvc repro` produced"
+        )
+    else:
+        items.append("- ⏭️ Committed metrics were not compared (nothing to compare against)")
+    items += [f"- {md_escape(note, limit=300)}" for note in repro.get("notes") or []]
+    return out + items
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _footer(inputs: ReportInputs) -> list[str]:
+    def side(ref: str, sha: str) -> str:
+        ref_text, sha_text = md_escape(ref, limit=60), md_escape(sha, limit=12)
+        if ref_text and sha_text and ref_text != sha_text:
+            return f"{ref_text} @ {sha_text}"
+        return ref_text or sha_text or "?"
+
+    return [
+        f"<sub>base {side(inputs.base_ref, inputs.base_sha)} → "
+        f"head {side(inputs.head_ref, inputs.head_sha)} · written by `mlops report`</sub>"
+    ]
+
+
+def render_report(inputs: ReportInputs) -> str:
+    """The whole report as markdown (ends with a newline)."""
+    text = _render(inputs, with_plots=True)
+    if len(text) > MAX_CHARS:
+        text = _render(inputs, with_plots=False)
+    if len(text) > MAX_CHARS:
+        text = text[: MAX_CHARS - 100].rsplit("\n", 1)[0] + "\n\n_(report cut: too long)_\n"
+    return text
+
+
+def _render(inputs: ReportInputs, with_plots: bool) -> str:
+    values = _metric_values(inputs)
+    sections = [
+        [WATERMARK, TITLE],
+        _section_verdict(inputs.gate),
+        _section_metrics(inputs, values),
+        _section_serving(inputs, values),
+        _section_params(inputs),
+        _section_data(inputs.data_base, inputs.data_pr),
+        _section_plots(inputs) if with_plots else ["### Plots", "", "_Left out: too long._"],
+        _section_repro(inputs.repro),
+        _footer(inputs),
+    ]
+    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"

@@ -1,0 +1,55 @@
+"""`mlops summary`: what `make run` ends with: key metrics, the gate verdict and where things are."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mlops_template.metrics_io import load_metrics
+
+VERDICT = Path("reports/gate.json")
+BENTOMODEL = Path("artifacts/bento/model.bentomodel")
+KEY_METRICS = ("accuracy", "f1_macro", "log_loss", "model_size_bytes", "latency.single_p95_ms")
+
+
+def summary_lines() -> list[str]:
+    metrics = load_metrics()
+    lines = ["", "== summary =="]
+    if not metrics:
+        return [
+            *lines,
+            "no metrics yet: the pipeline stopped before evaluate (see the error above)",
+        ]
+    for name in KEY_METRICS:
+        if name in metrics:
+            lines.append(f"  {name:<24} {metrics[name]}")
+    if VERDICT.exists():
+        verdict = json.loads(VERDICT.read_text())
+        lines.append(
+            f"gate: {'ACCEPTED' if verdict['accepted'] else 'NOT ACCEPTED'}"
+            f" - {verdict.get('summary', '')}"
+        )
+        lines += [f"  - {reason}" for reason in verdict.get("reasons", [])]
+    else:
+        lines.append("gate: not run yet")
+    lines.append("outputs:")
+    lines.append("  metrics        metrics/quality.json, metrics/serving.json (`dvc metrics show`)")
+    lines.append("  plots          plots/, dvclive/ (`dvc plots show`)")
+    lines.append("  model          artifacts/model/")
+    lines.append(f"  verdict        {VERDICT}")
+    if BENTOMODEL.exists():
+        lines.append(f"  packaged model {BENTOMODEL} (BentoML store: .bentoml/)")
+    else:
+        lines.append("  packaged model none (only an accepted model is packaged)")
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    print("\n".join(summary_lines()))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("summary", help="print the key metrics, gate verdict and outputs")
+    parser.set_defaults(func=run)
