@@ -49,7 +49,8 @@ def keras_curves(epochs: int = 40, better: float = 0.0) -> dict[str, list[tuple[
 
 def f1(shift: float = 0.0) -> dict[str, float]:
     return {
-        c: round(0.95 + 0.004 * i + (shift if c == "8" else 0.0), 4) for i, c in enumerate(CLASSES)
+        c: min(1.0, round(0.95 + 0.004 * i + (shift if c == "8" else 0.0), 4))
+        for i, c in enumerate(CLASSES)
     }
 
 
@@ -482,7 +483,7 @@ def test_align_curves_skips_non_finite_points() -> None:
     assert steps == [0, 2] and base == [1.0, 0.5] and pr is None
 
 
-def test_long_uneven_curves_use_category_labels() -> None:
+def test_long_even_curves_use_a_numeric_x_axis() -> None:
     inputs = replace(
         full_inputs(),
         curves_base={"eval/loss": [(0, 1.0), (1, 0.5), (5, 0.25)]},
@@ -490,8 +491,21 @@ def test_long_uneven_curves_use_category_labels() -> None:
     )
     text = render_report(inputs)
     (block,) = [b for b in mermaid_blocks(text) if "eval/loss" in b]
-    assert check_xychart(block) == [50, 50] or len(set(check_xychart(block))) == 1
+    assert '    x-axis "step" 5 --> 299' in block.splitlines()
+    assert check_xychart(block) == [43, 43]
     assert "300 steps, every 7th shown" in text
+
+
+def test_uneven_curves_use_category_labels() -> None:
+    inputs = replace(
+        full_inputs(),
+        curves_base={"eval/loss": [(0, 1.0), (1, 0.5), (5, 0.25)]},
+        curves_pr={"eval/loss": [(0, 0.9), (2, 0.4), (3, 0.3)]},
+    )
+    (block,) = [b for b in mermaid_blocks(render_report(inputs)) if "eval/loss" in b]
+    assert '    x-axis "step" ["0", "1", "2", "3", "5"]' in block.splitlines()
+    assert '    line "base" [1, 0.5, 0.5, 0.5, 0.25]' in block.splitlines()
+    assert '    line "PR" [0.9, 0.9, 0.4, 0.3, 0.3]' in block.splitlines()
 
 
 def test_empty_inputs_render() -> None:
@@ -519,7 +533,7 @@ def test_data_sections() -> None:
     assert "- Files added: extra\\|&lt;b&gt;fives&lt;/b&gt;.csv" in text
     assert "- Files modified: digits.csv" in text
     assert "- Files removed: old.csv" in text
-    assert "- Rows: 1797 → 1850 (↑ +53 (+2.95%))" in text
+    assert "- Rows: 1797 → 1850 (+53, +2.95%)" in text
 
 
 def test_images_only_https() -> None:
@@ -530,6 +544,31 @@ def test_images_only_https() -> None:
     text = render_report(inputs)
     assert "![loss](https://example.org/loss.png)" in text
     assert "javascript" not in text
+
+
+def test_malformed_inputs_do_not_crash() -> None:
+    inputs = ReportInputs(
+        metrics_diff={"m.json": {"a": 1, "b": {"old": "x", "new": "y"}, "c": {}}, "bad": 3},
+        params_diff={"params.yaml": {"p": {"old": {"k": [1]}, "new": None}, "q": 5}},
+        gate={"accepted": False, "rules": [{"metric": "a", "checks": [{"kind": "odd"}]}, 7]},
+        data_base={"files": None},
+        data_pr={"rows": None, "per_class": {"0": 1}},
+        curves_pr={"eval/loss": [(0, "x"), ("a", 1), (1,)], "train/acc": []},
+        f1_pr={"0": None, "1": "x"},
+        confusion_pr=[(0, 1)],
+        repro={"notes": None, "tolerance": None},
+    )
+    text = render_report(inputs)
+    assert "❌ **Not accepted**" in text
+    for block in mermaid_blocks(text):
+        check_xychart(block)
+
+
+def test_oversized_report_stays_under_the_comment_limit() -> None:
+    params = {f"p{i:05d}": entry(i, i + 1) for i in range(5000)}
+    text = render_report(replace(full_inputs(), params_diff={"params.yaml": params}))
+    assert len(text) <= 65_536 and text.endswith("_(report cut: too long)_\n")
+    assert text.splitlines()[0] == WATERMARK
 
 
 def test_report_is_deterministic() -> None:

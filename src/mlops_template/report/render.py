@@ -355,7 +355,7 @@ def _section_metrics(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any
 
 
 def _per_class_summary(names: Sequence[str], values: Mapping[str, Mapping[str, Any]]) -> str:
-    text = f"Per-class metrics ({len(names)} rows)"
+    text = f"Per-class metrics ({_count(len(names), 'row')})"
     finite = [(values[n]["new"], n) for n in names if _is_finite(values[n]["new"])]
     if finite:
         worst_value, worst = min(finite, key=lambda vn: (vn[0], vn[1]))
@@ -444,7 +444,11 @@ def _section_params(inputs: ReportInputs) -> list[str]:
             rows.append([md_escape(label), _param_value(old), _param_value(new)])
     if not rows:
         return [*out, "No parameter changes."]
-    return out + _table(["Param", "Base", "PR"], rows, align="lll")
+    table = _table(["Param", "Base", "PR"], rows, align="lll")
+    if all(row[1] == "—" for row in rows):  # first run: every param is new
+        summary = f"No params at the base revision: all {len(rows)} are new"
+        return [*out, f"<details><summary>{summary}</summary>", "", *table, "", "</details>"]
+    return out + table
 
 
 # --------------------------------------------------------------------------- data
@@ -510,7 +514,9 @@ def _from_to(old: Any, new: Any) -> str:
         return f"{_fmt_value(new)} (unchanged)"
     text = f"{_fmt_value(old)} → {_fmt_value(new)}"
     if _is_finite(old) and _is_finite(new):
-        text += f" ({_change_cell('', old, new, None)})"
+        delta = new - old
+        text += f" ({_fmt_delta(delta, '', isinstance(delta, int))}"
+        text += f", {delta / abs(old) * 100:+.2f}%)" if old else ")"
     return text
 
 
@@ -747,10 +753,8 @@ def _section_f1_chart(inputs: ReportInputs) -> list[str]:
     out += xychart("F1 per class: base vs PR", "class", classes, "F1", series, (y_min, 1.0))
     missing = sorted(set(base) ^ set(pr), key=_sort_key) if base and pr else []
     if missing:
-        out += [
-            "",
-            f"<sub>Classes on one side only (drawn at 0): {md_escape(', '.join(missing))}</sub>",
-        ]
+        names = md_escape(", ".join(missing))
+        out += ["", f"<sub>No finite F1 on one side for class {names} (drawn at 0).</sub>"]
     return out
 
 

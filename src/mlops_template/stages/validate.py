@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,21 +42,29 @@ def build_schema(params: Params) -> pa.DataFrameSchema:
     columns = {}
     for name, rule in schema.columns.items():
         checks = []
+        # Named checks, so a failure reads "breaks rule 'max 16'" rather than pandera's internals.
         if rule.min is not None:
-            checks.append(pa.Check.ge(rule.min, name=f"min {rule.min:g}"))
+            checks.append(pa.Check(lambda s, lo=rule.min: s >= lo, name=f"min {rule.min:g}"))
         if rule.max is not None:
-            checks.append(pa.Check.le(rule.max, name=f"max {rule.max:g}"))
+            checks.append(pa.Check(lambda s, hi=rule.max: s <= hi, name=f"max {rule.max:g}"))
         if name == params.data.target:
-            checks.append(pa.Check.isin(schema.classes, name=f"one of {schema.classes}"))
+            allowed = list(schema.classes)
+            checks.append(pa.Check(lambda s, ok=allowed: s.isin(ok), name=f"one of {allowed}"))
         columns[name] = pa.Column(
             rule.dtype, checks=checks, nullable=rule.nullable, regex=rule.regex, required=True
         )
     return pa.DataFrameSchema(columns, strict=True, coerce=False)
 
 
+def _show(value: object) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    return "empty" if pd.isna(value) else str(value)
+
+
 def _offending(df: pd.DataFrame, column: str, mask: pd.Series) -> str:
     rows = df.index[mask][:SHOW_ROWS]
-    shown = ", ".join(f"row {i + 2}: {df.at[i, column]!r}" for i in rows)  # +2: header, 1-based
+    shown = ", ".join(f"row {i + 2}: {_show(df.at[i, column])}" for i in rows)  # header, 1-based
     more = int(mask.sum()) - len(rows)
     return shown + (f" (and {more} more)" if more > 0 else "")
 
@@ -64,31 +73,34 @@ def _explain(df: pd.DataFrame, err: pa.errors.SchemaErrors, path: Path) -> str:
     """Turn pandera's failure table into sentences: rule, column, a few rows."""
     lines = []
     cases = err.failure_cases
+    wrong_type: set[str] = set()
     for (column, check), group in cases.groupby(["column", "check"], dropna=False, sort=False):
         column = None if pd.isna(column) else str(column)
         check = str(check)
         if column is None or column not in df.columns:
             what = ", ".join(str(v) for v in group["failure_case"].astype(str).unique()[:SHOW_ROWS])
             lines.append(f"rule '{check}': {what}")
-            continue
-        if check.startswith("dtype"):
+        elif check.startswith("dtype"):
+            wrong_type.add(column)
+            expected = re.sub(r"^dtype\(\(?'?|'?\)?\)$", "", check)
             bad = pd.to_numeric(df[column], errors="coerce").isna() & df[column].notna()
-            if not bad.any():
-                bad = df[column].notna()
+            if not bad.any() and df[column].isna().any():
+                continue  # only empty cells made it float: the not_nullable line says so
             lines.append(
-                f"column '{column}' must be {check.removeprefix('dtype')}, "
-                f"got {df[column].dtype}: " + _offending(df, column, bad)
+                f"column '{column}' must be {expected}, got {df[column].dtype}: "
+                + _offending(df, column, bad if bad.any() else df[column].notna())
             )
+        elif column in wrong_type:
+            continue  # value rules on a column of the wrong type only repeat the type error
         elif check == "not_nullable":
             lines.append(
                 f"column '{column}' has empty cells: " + _offending(df, column, df[column].isna())
             )
         else:
             idx = [int(i) for i in group["index"].dropna().unique()]
-            mask = df.index.isin(idx)
+            mask = pd.Series(df.index.isin(idx), index=df.index)
             lines.append(
-                f"column '{column}' breaks rule '{check}': "
-                + _offending(df, column, pd.Series(mask, index=df.index))
+                f"column '{column}' breaks rule '{check}': " + _offending(df, column, mask)
             )
     return f"{path} does not match the schema in params.yaml:\n  " + "\n  ".join(lines[:10])
 

@@ -1,0 +1,70 @@
+"""Helpers for tests that need a real copy of the project: a git repo, DVC, the venv's commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run a command of the locked environment (dvc, mlops) with the venv on PATH."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+def copy_project(dest: Path, params: dict | None = None) -> Path:
+    """A fresh git repo holding the project's tracked files (not its outputs), one commit.
+
+    `params` is deep-merged into params.yaml before the commit.
+    """
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    if params:
+        set_params(dest, params)
+    for cmd in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "-m", "template"],
+    ):
+        subprocess.run(cmd, cwd=dest, check=True, capture_output=True)
+    return dest
+
+
+def set_params(repo: Path, changes: dict) -> None:
+    """Deep-merge `changes` into repo/params.yaml."""
+
+    def merge(into: dict, new: dict) -> None:
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    merge(params, changes)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+SKLEARN_FAST = {"train": {"family": "sklearn"}, "evaluate": {"latency_repeats": 20}}
+KERAS_FAST = {
+    "train": {"family": "keras", "keras": {"epochs": 3}},
+    "evaluate": {"latency_repeats": 20},
+    "gate": {"rules": {"accuracy": {"direction": "higher", "min": 0.5}}},
+}
