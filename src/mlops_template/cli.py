@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "mlops_template.stages.gate",
     "mlops_template.stages.package",
     "mlops_template.stages.summary",
+    "mlops_template.report.cli",
 ]
 
 

@@ -1,7 +1,7 @@
 """Which optional extras the environment needs, read from params.yaml before anything is installed.
 
 Standard library only: it runs as `python3 src/mlops_template/envspec.py` before `uv sync`, so
-the scikit-learn family never downloads TensorFlow. Prints the `uv sync` flags, e.g. `--extra keras`.
+the scikit-learn family never downloads TensorFlow. Prints `uv sync` flags (`--extra keras`).
 """
 
 from __future__ import annotations

@@ -58,12 +58,17 @@ def workspace_hash(path: Path) -> str | None:
 
 
 def data_state(dvc_file: Path = DVC_FILE) -> str:
-    """'ok' when the workspace matches data.dvc, 'missing' when absent, 'modified' when it differs."""
+    """'ok' when the workspace matches data.dvc, 'missing' when absent, else 'modified'."""
     path, expected = recorded_hash(dvc_file)
     actual = workspace_hash(path)
     if actual is None:
         return "missing"
     return "ok" if actual == expected else "modified"
+
+
+def _last_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    return lines[-1] if lines else "no output"
 
 
 def _has_remote() -> bool:
@@ -79,7 +84,7 @@ def _from_remote(dvc_file: Path) -> None:
     pulled = _dvc("pull", str(dvc_file))
     if pulled.returncode != 0 or data_state(dvc_file) != "ok":
         raise UserError(
-            f"`dvc pull {dvc_file}` failed: {pulled.stderr.strip().splitlines()[-1:] or ['no output']}",
+            f"`dvc pull {dvc_file}` failed: {_last_line(pulled.stderr)}",
             "check the remote's credentials (`dvc remote list`, `dvc pull -v`), or remove the "
             "remote to use the bundled example",
         )

@@ -107,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     m = evaluate(load_params())
     lat = m["latency"]
     print(
-        f"accuracy {m['accuracy']:.4f}  f1_macro {m['f1_macro']:.4f}  log_loss {m['log_loss']:.4f}  "
+        f"accuracy {m['accuracy']:.4f}  f1_macro {m['f1_macro']:.4f}  "
+        f"log_loss {m['log_loss']:.4f}  "
         f"size {m['model_size_bytes']} B  p50 {lat['single_p50_ms']} ms/row -> {QUALITY}, {SERVING}"
     )
     return 0

@@ -1,4 +1,4 @@
-"""`mlops summary`: what `make run` ends with: key metrics, the gate verdict and where things are."""
+"""`mlops summary`: how `make run` ends: key metrics, the gate verdict, where things are."""
 
 from __future__ import annotations
 
