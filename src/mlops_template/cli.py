@@ -27,6 +27,7 @@ COMMAND_MODULES = [
     "mlops_template.stages.package",
     "mlops_template.stages.summary",
     "mlops_template.report.cli",
+    "mlops_template.ci.cli",
 ]
 
 

@@ -1,0 +1,62 @@
+"""Talk to the GitHub Actions runner: step outputs and annotations, no-ops outside Actions.
+
+Values written here may come from a pull request (report text, reasons): outputs use a random
+heredoc delimiter and annotations are escaped, so no value can forge another output or command.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+
+def in_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def set_output(name: str, value: str) -> None:
+    """Append `name=value` to $GITHUB_OUTPUT (multi-line safe); print it when not in Actions."""
+    target = os.environ.get("GITHUB_OUTPUT")
+    if not target:
+        print(f"output {name}={value}")
+        return
+    delimiter = f"ghadelimiter_{secrets.token_hex(16)}"
+    with open(target, "a", encoding="utf-8") as handle:
+        handle.write(f"{name}<<{delimiter}\n{value}\n{delimiter}\n")
+
+
+def add_env(name: str, value: str) -> None:
+    """Export `name=value` to the following steps ($GITHUB_ENV); single-line values only."""
+    if "\n" in value or "\r" in value:
+        raise ValueError(f"{name}: environment values must be one line")
+    target = os.environ.get("GITHUB_ENV")
+    if target:
+        with open(target, "a", encoding="utf-8") as handle:
+            handle.write(f"{name}={value}\n")
+    os.environ[name] = value
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def annotate(level: str, message: str, title: str | None = None) -> None:
+    """An `::error::`, `::warning::` or `::notice::` line in Actions; `level: message` elsewhere."""
+    if level not in {"error", "warning", "notice"}:
+        raise ValueError(f"unknown annotation level {level!r}")
+    if in_actions():
+        props = f" title={_escape_property(title)}" if title else ""
+        print(f"::{level}{props}::{_escape_data(message)}", flush=True)
+    else:
+        prefix = f"{title}: " if title else ""
+        print(f"{level}: {prefix}{message}", file=sys.stderr, flush=True)
+
+
+def workspace() -> Path:
+    return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())

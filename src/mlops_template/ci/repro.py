@@ -1,0 +1,372 @@
+"""`mlops ci repro`: reproduce the pipeline in CI and record how it went in build/ci/repro.json.
+
+Three questions for the PR report, answered in one file:
+- where the data came from (the DVC cache, the remote, the bundled example, or already here);
+- whether the committed dvc.lock was up to date: before anything runs, `dvc status` is asked
+  whether any stage's command, params or source files (deps no other stage produces) differ from
+  the lock, or whether a committed output differs from it. Missing outputs are not staleness:
+  they only mean this runner has not got them yet;
+- whether CI reproduced the committed metrics/quality.json within params.yaml
+  `ci.metrics_tolerance`. Serving latency is a measurement, never compared. When `dvc repro`
+  had no reason to re-run the stage that writes the quality metrics (its inputs match dvc.lock,
+  outputs restored from the cache), that stage alone is re-run on the cached model (seconds, no
+  training), so the answer is always a real recomputation; null only without committed metrics.
+
+The repro action reproduces up to `evaluate` by default (the CLI: the whole pipeline): the gate
+then runs as its own step against the PR's base branch, so a rejected model cannot stop the job
+before the report is built, and packaging is left to accepted models (main, release).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_template.ci import gha
+from mlops_template.errors import UserError
+from mlops_template.files import write_json
+from mlops_template.metrics_io import flatten, is_finite_number
+from mlops_template.params import load_params
+from mlops_template.stages.data import ensure_data
+
+REPRO_FILE = Path("build/ci/repro.json")
+LOCK_FILE = Path("dvc.lock")
+QUALITY_FILE = "metrics/quality.json"
+MAX_LISTED = 8  # problems listed one by one in the notes; the rest are counted
+
+_RAN = re.compile(r"^Running stage '([^']+)'")
+_RUN_CACHED = re.compile(r"^Stage '([^']+)' is cached - skipping run")
+
+
+# --------------------------------------------------------------------------- pure parts
+
+
+def read_lock(path: Path = LOCK_FILE) -> dict[str, Any] | None:
+    """The `stages` mapping of dvc.lock, or None when there is no lock file."""
+    if not path.exists():
+        return None
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise UserError(
+            f"{path} is not valid YAML", "regenerate it with `dvc repro` and commit it"
+        ) from None
+    stages = data.get("stages") if isinstance(data, dict) else None
+    return stages if isinstance(stages, dict) else {}
+
+
+def produced_paths(lock: Mapping[str, Any]) -> set[str]:
+    """Every output path a stage of the lock writes (metrics and plots included)."""
+    paths = set()
+    for stage in lock.values():
+        for out in (stage or {}).get("outs") or []:
+            if isinstance(out, dict) and "path" in out:
+                paths.add(str(out["path"]).rstrip("/"))
+    return paths
+
+
+def _is_produced(path: str, produced: set[str]) -> bool:
+    path = path.rstrip("/")
+    return any(
+        path == out or path.startswith(out + "/") or out.startswith(path + "/") for out in produced
+    )
+
+
+def lock_problems(status: Mapping[str, Any], lock: Mapping[str, Any] | None) -> list[str]:
+    """Why the committed dvc.lock does not describe this checkout (empty list: it does).
+
+    `status` is `dvc status --json` taken after the data and the cached outputs were restored.
+    Changed commands, params and source deps (files no stage produces) make the lock stale, and
+    so does a committed output that differs from it; missing outputs and changes of produced
+    deps do not (their stage upstream answers for them).
+    """
+    if lock is None:
+        return ["dvc.lock is not committed: run `dvc repro` and commit dvc.lock"]
+    produced = produced_paths(lock)
+    problems: list[str] = []
+    for stage, changes in status.items():
+        if stage.endswith(".dvc"):
+            continue  # data.dvc: `mlops data` already made the data match it
+        if stage not in lock:
+            problems.append(f"stage '{stage}' has not been run: it is missing from dvc.lock")
+            continue
+        for change in changes or []:
+            if change == "changed command":
+                problems.append(f"{stage}: its command changed")
+            elif isinstance(change, dict):
+                problems += _entry_problems(stage, change, produced)
+    return problems
+
+
+def _entry_problems(stage: str, change: Mapping[str, Any], produced: set[str]) -> list[str]:
+    problems = []
+    for path, state in (change.get("changed deps") or {}).items():
+        if isinstance(state, dict):  # params: {"params.yaml": {"train": "modified"}}
+            keys = ", ".join(sorted(str(key) for key in state))
+            problems.append(f"{stage}: params changed ({keys} in {path})")
+        elif not _is_produced(path, produced):
+            problems.append(f"{stage}: {path} {state}")
+    for path, state in (change.get("changed outs") or {}).items():
+        if state == "modified":
+            problems.append(f"{stage}: the committed {path} differs from dvc.lock")
+    return problems
+
+
+def stages_in_output(output: str) -> tuple[list[str], list[str]]:
+    """(stages that ran, stages restored from the run-cache) according to `dvc repro`'s log."""
+    ran, cached = [], []
+    for line in output.splitlines():
+        line = line.strip()
+        if match := _RAN.match(line):
+            ran.append(match.group(1))
+        elif match := _RUN_CACHED.match(line):
+            cached.append(match.group(1))
+    return ran, cached
+
+
+def quality_stage(lock: Mapping[str, Any] | None) -> str | None:
+    """The stage that writes metrics/quality.json, by the lock."""
+    for name, stage in (lock or {}).items():
+        for out in (stage or {}).get("outs") or []:
+            if isinstance(out, dict) and str(out.get("path")) == QUALITY_FILE:
+                return name
+    return None
+
+
+def compare_quality(
+    committed: Mapping[str, Any] | None, reproduced: Mapping[str, Any] | None, tolerance: float
+) -> tuple[bool | None, float | None, list[str]]:
+    """(reproduced?, max |delta|, notes) for the committed vs. the CI quality metrics.
+
+    Every numeric leaf counts; a metric present on one side only, or not a finite number on
+    either, means not reproduced.
+    """
+    if committed is None:
+        return None, None, [f"no committed {QUALITY_FILE} to compare with (first run?)"]
+    if reproduced is None:
+        return False, None, [f"the pipeline wrote no {QUALITY_FILE}"]
+    old = {k: v for k, v in flatten(committed).items() if _is_number(v)}
+    new = {k: v for k, v in flatten(reproduced).items() if _is_number(v)}
+    notes = []
+    one_sided = sorted(set(old) ^ set(new))
+    if one_sided:
+        notes.append(f"metrics present on one side only: {', '.join(one_sided[:MAX_LISTED])}")
+    worst_name, worst = None, 0.0
+    for name in sorted(set(old) & set(new)):
+        a, b = old[name], new[name]
+        if not (is_finite_number(a) and is_finite_number(b)):
+            delta = 0.0 if str(a) == str(b) else math.inf
+        else:
+            delta = abs(float(a) - float(b))
+        if delta > worst or worst_name is None:
+            worst_name, worst = name, delta
+    if worst_name is None:
+        return False, None, [*notes, f"no numeric metrics in common in {QUALITY_FILE}"]
+    # Tolerance is absolute; 1e-12 absorbs float noise in the subtraction itself.
+    ok = not one_sided and worst <= tolerance + 1e-12
+    if not math.isfinite(worst):
+        notes.append(f"{worst_name}: committed {old[worst_name]} vs. CI {new[worst_name]}")
+        return False, None, notes
+    if not ok and worst > tolerance:
+        notes.append(
+            f"largest difference: {worst_name} committed {old[worst_name]} vs. CI "
+            f"{new[worst_name]} (|delta| {worst:.6g} > tolerance {tolerance:g})"
+        )
+    return ok, worst, notes
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def summarize_problems(problems: Sequence[str]) -> list[str]:
+    listed = [f"dvc.lock out of date: {p}" for p in problems[:MAX_LISTED]]
+    if len(problems) > MAX_LISTED:
+        listed.append(f"... and {len(problems) - MAX_LISTED} more out-of-date entries")
+    return listed
+
+
+# --------------------------------------------------------------------------- DVC calls
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(["dvc", *args], capture_output=True, text=True)
+    except FileNotFoundError:
+        raise UserError(
+            "dvc is not installed here",
+            "run the setup action first (it installs the locked environment), or `uv sync`",
+        ) from None
+
+
+def has_remote() -> bool:
+    listed = _dvc("remote", "list")
+    return listed.returncode == 0 and bool(listed.stdout.strip())
+
+
+def dvc_status() -> dict[str, Any]:
+    done = _dvc("status", "--json")
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"`dvc status` failed: {detail[0]}", "check dvc.yaml (`dvc status -v`)")
+    text = done.stdout.strip()
+    try:
+        return json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        raise UserError(
+            "`dvc status --json` printed no JSON", "check the DVC version (3.x expected)"
+        ) from None
+
+
+def run_streaming(cmd: Sequence[str]) -> tuple[int, str]:
+    """Run `cmd`, echoing its output live (CI logs) and returning (status, output)."""
+    lines = []
+    try:
+        process = subprocess.Popen(
+            list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        )
+    except FileNotFoundError:
+        raise UserError(f"{cmd[0]} is not installed here", "run the setup action first") from None
+    assert process.stdout is not None
+    for line in process.stdout:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+        lines.append(line)
+    return process.wait(), "".join(lines)
+
+
+def _read_quality() -> dict[str, Any] | None:
+    path = Path(QUALITY_FILE)
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def reproduce(
+    targets: Sequence[str] = (),
+    params_path: Path = Path("params.yaml"),
+    out: Path = REPRO_FILE,
+    verify: bool = True,
+) -> tuple[int, dict[str, Any]]:
+    """Get the data, check the lock, run `dvc repro [targets]`, compare; write `out`.
+
+    `verify=False` skips re-running the metrics stage when `dvc repro` did not (then the
+    comparison is null unless that stage ran anyway).
+    """
+    tolerance = float(load_params(params_path).ci.metrics_tolerance)
+    notes: list[str] = []
+    source = ensure_data()
+    print(f"data: {source}")
+
+    if has_remote():
+        # Outputs and run-cache entries someone already pushed save a retrain. A remote this
+        # workflow cannot read (no credentials on fork PRs) is not an error: it just trains.
+        pulled = _dvc("pull", "--run-cache")
+        if pulled.returncode != 0:
+            notes.append("could not pull everything from the DVC remote; missing stages re-ran")
+    _dvc("checkout")  # best effort: restore cached outputs so unchanged stages do not re-run
+
+    lock = read_lock()
+    problems = lock_problems(dvc_status(), lock)
+    notes += summarize_problems(problems)
+    committed = _read_quality()
+
+    status, output = run_streaming(["dvc", "repro", *targets])
+    ran, cached = stages_in_output(output)
+    if status != 0:
+        notes.append(f"`dvc repro` failed (exit status {status}): see the job log")
+    if ran:
+        notes.append(f"re-ran: {', '.join(ran)}")
+    if cached:
+        notes.append(f"restored from the DVC run-cache: {', '.join(cached)}")
+    if status == 0 and not ran and not cached:
+        notes.append("nothing re-ran: every stage matched dvc.lock (outputs from the DVC cache)")
+
+    reproduced: bool | None = None
+    delta: float | None = None
+    writer = quality_stage(read_lock()) or quality_stage(lock)
+    if status == 0 and writer and writer not in ran and verify and committed is not None:
+        status, _ = run_streaming(["dvc", "repro", "--force", "--single-item", writer])
+        if status != 0:
+            notes.append(f"re-running {writer} to check the metrics failed: see the job log")
+        else:
+            notes.append(
+                f"{writer} re-run (its inputs matched dvc.lock, so DVC skipped it) to check "
+                "the committed metrics"
+            )
+            ran.append(writer)
+    if status == 0 and writer in ran:
+        reproduced, delta, more = compare_quality(committed, _read_quality(), tolerance)
+        notes += more
+    result = {
+        "data_source": source,
+        "lock_up_to_date": not problems,
+        "metrics_reproduced": reproduced,
+        "max_abs_delta": delta,
+        "tolerance": tolerance,
+        "notes": notes,
+    }
+    write_json(out, result)
+    return status, result
+
+
+def run(args: Any) -> int:
+    status, result = reproduce(
+        tuple(args.target or ()), Path(args.params), Path(args.out), verify=not args.no_verify
+    )
+    if not result["lock_up_to_date"]:
+        gha.annotate(
+            "warning",
+            "dvc.lock does not match the code, params or data: run `dvc repro` and commit "
+            "dvc.lock with the outputs it changes",
+            title="dvc.lock out of date",
+        )
+    if result["metrics_reproduced"] is False:
+        gha.annotate(
+            "warning",
+            f"CI did not reproduce the committed {QUALITY_FILE} within "
+            f"{result['tolerance']:g}: commit the metrics your `dvc repro` produced",
+            title="Metrics not reproduced",
+        )
+    for key in ("data_source", "lock_up_to_date", "metrics_reproduced"):
+        gha.set_output(key.replace("_", "-"), json.dumps(result[key]).strip('"'))
+    gha.set_output("repro-file", str(args.out))
+    print(f"reproducibility written to {args.out}")
+    return 0 if status == 0 else 1
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "repro",
+        help="get the data, check dvc.lock, `dvc repro`, compare the committed metrics",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        metavar="STAGE",
+        help="stage to reproduce with its upstream stages (repeatable; default: all)",
+    )
+    parser.add_argument("--params", default="params.yaml", help="%(default)s")
+    parser.add_argument("--out", default=str(REPRO_FILE), help="%(default)s")
+    parser.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="do not re-run the metrics stage when `dvc repro` skipped it",
+    )
+    parser.set_defaults(func=run)

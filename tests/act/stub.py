@@ -1,0 +1,165 @@
+"""Stand-ins for what cannot run on this machine: GitHub's remote actions and API, CML, npm.
+
+Used by tests/act_harness.py: the stub actions in tests/act/actions/ and the executables in
+tests/act/bin/ call `python3 stub.py <kind> [args...]`. Every call is appended to
+$ACT_STUB_DIR/calls.jsonl (kind, argv, inputs, which secrets were present, files handed over),
+so a test asserts on exactly what would have been sent. The artifact and cache stubs keep
+their files under $ACT_STUB_DIR, a folder the test owns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+STUB_DIR = Path(os.environ.get("ACT_STUB_DIR") or ".")
+
+
+def log(kind: str, **fields: object) -> None:
+    with (STUB_DIR / "calls.jsonl").open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps({"kind": kind, **fields}, sort_keys=True) + "\n")
+
+
+def inputs() -> dict[str, str]:
+    """The action inputs, which the stub action.yml passes as STUB_IN_<NAME> variables."""
+    return {
+        key[len("STUB_IN_") :].lower().replace("_", "-"): value
+        for key, value in os.environ.items()
+        if key.startswith("STUB_IN_")
+    }
+
+
+def output(name: str, value: str) -> None:
+    with open(os.environ["GITHUB_OUTPUT"], "a", encoding="utf-8") as handle:
+        handle.write(f"{name}={value}\n")
+
+
+def _copy(src: Path, dest: Path) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dest, dirs_exist_ok=True, symlinks=True)
+    else:
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / src.name)
+
+
+def setup_python() -> int:
+    args = inputs()
+    log("setup-python", inputs=args)
+    output("python-version", args.get("python-version", ""))
+    output("python-path", shutil.which("python3") or "")
+    return 0
+
+
+def setup_uv() -> int:
+    log("setup-uv", inputs=inputs())
+    return 0
+
+
+def cache_restore(kind: str) -> int:
+    """Restore `path` from $ACT_STUB_DIR/cache/<key> (exact), else the newest prefix match."""
+    args = inputs()
+    store = STUB_DIR / "cache"
+    key = args["key"]
+    prefixes = [p.strip() for p in args.get("restore-keys", "").splitlines() if p.strip()]
+    hit, source = "false", None
+    if (store / key).is_dir():
+        hit, source = "true", store / key
+    else:
+        for prefix in prefixes:
+            found = sorted(p for p in store.glob("*") if p.name.startswith(prefix))
+            if found:
+                source = found[-1]
+                break
+    if source is not None:
+        _copy(source, Path(args["path"]))
+    log(kind, inputs=args, restored=source.name if source else None)
+    output("cache-hit", hit)
+    return 0
+
+
+def upload_artifact() -> int:
+    args = inputs()
+    src = Path(args["path"])
+    dest = STUB_DIR / "artifacts" / args.get("name", "artifact")
+    if not src.exists():
+        log("upload-artifact", inputs=args, uploaded=False)
+        if args.get("if-no-files-found") == "error":
+            print(f"::error::No files were found with the provided path: {src}")
+            return 1
+        return 0
+    _copy(src, dest)
+    log("upload-artifact", inputs=args, uploaded=True)
+    output("artifact-id", "1")
+    return 0
+
+
+def download_artifact() -> int:
+    args = inputs()
+    token = args.pop("github-token", "")
+    src = STUB_DIR / "artifacts" / args.get("name", "artifact")
+    log("download-artifact", inputs=args, token_given=bool(token), found=src.is_dir())
+    if not src.is_dir():
+        print(f"::error::Unable to download artifact(s): Artifact not found for name: {src.name}")
+        return 1
+    _copy(src, Path(args["path"]))
+    return 0
+
+
+def cml(argv: list[str]) -> int:
+    """`cml comment update ... FILE` / `cml asset publish FILE`: record, answer like CML."""
+    env = {
+        "repo_token": bool(os.environ.get("REPO_TOKEN")),
+        "do_not_track": os.environ.get("ITERATIVE_DO_NOT_TRACK"),
+    }
+    if argv[:2] == ["comment", "update"]:
+        report = Path(argv[-1])
+        log("cml", argv=argv, env=env, report=report.read_text(encoding="utf-8"))
+        target = next((a for a in argv if a.startswith("--target=pr/")), "--target=pr/0")
+        print(f"https://github.com/acme/digits/pull/{target.rsplit('/', 1)[1]}#issuecomment-1")
+        return 0
+    if argv[:2] == ["asset", "publish"]:
+        log("cml", argv=argv, env=env)
+        print(f"https://asset.cml.dev/stub-{Path(argv[-1]).name}")
+        return 0
+    log("cml", argv=argv, env=env)
+    print(f"cml stub: unsupported command {argv}", file=sys.stderr)
+    return 1
+
+
+def gh(argv: list[str]) -> int:
+    """`gh api repos/O/R/pulls/N`: answers from $ACT_STUB_DIR/gh/<path with / as _>.json."""
+    log("gh", argv=argv, token=bool(os.environ.get("GH_TOKEN")))
+    if argv[:1] == ["api"] and len(argv) >= 2:
+        answer = STUB_DIR / "gh" / (argv[1].replace("/", "_") + ".json")
+        if answer.is_file():
+            print(answer.read_text(encoding="utf-8"))
+            return 0
+    print("gh: Not Found (HTTP 404)", file=sys.stderr)
+    return 1
+
+
+def npm(argv: list[str]) -> int:
+    log("npm", argv=argv)
+    return 0
+
+
+def main() -> int:
+    kind, argv = sys.argv[1], sys.argv[2:]
+    if kind in ("cache", "cache-restore"):
+        return cache_restore(kind)
+    handlers = {
+        "setup-python": setup_python,
+        "setup-uv": setup_uv,
+        "upload-artifact": upload_artifact,
+        "download-artifact": download_artifact,
+    }
+    if kind in handlers:
+        return handlers[kind]()
+    return {"cml": cml, "gh": gh, "npm": npm}[kind](argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+"""Step outputs and annotations: values from a PR can never forge another output or command."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from mlops_template.ci import cli as ci_cli
+from mlops_template.ci import gha
+from mlops_template.errors import UserError
+
+
+def test_multiline_output_cannot_inject_another_output(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "output"
+    monkeypatch.setenv("GITHUB_OUTPUT", str(target))
+    gha.set_output("summary", "line one\naccepted=true")
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("summary<<ghadelimiter_") and len(lines[0]) > 40
+    assert lines[1:3] == ["line one", "accepted=true"]
+    assert lines[3] == lines[0].split("<<", 1)[1]
+
+
+def test_annotation_text_is_escaped(monkeypatch, capsys) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    gha.annotate("error", "50% worse\n::add-mask::x", title="a: b, c")
+    assert capsys.readouterr().out == "::error title=a%3A b%2C c::50%25 worse%0A::add-mask::x\n"
+
+
+def test_env_values_must_be_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_ENV", str(tmp_path / "env"))
+    with pytest.raises(ValueError, match="one line"):
+        gha.add_env("X", "a\nEVIL=1")
+    assert not (tmp_path / "env").exists()
+
+
+def test_ci_mistakes_become_error_annotations(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    parser = argparse.ArgumentParser()
+    ci_cli.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["ci", "verdict", "--file", str(tmp_path / "gate.json")])
+    with pytest.raises(UserError):
+        args.func(args)
+    out = capsys.readouterr().out
+    assert out.startswith("::error title=mlops ci verdict::no gate verdict at ")
+    assert "Fix: run the gate first" in out
