@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "mlops_template.stages.summary",
     "mlops_template.report.cli",
     "mlops_template.ci.cli",
+    "mlops_template.release.cli",
 ]
 
 

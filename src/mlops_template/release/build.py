@@ -1,0 +1,168 @@
+"""`mlops release build`: the bento of exactly the packaged, accepted model, named by the release.
+
+Steps: read the tag and verdict inside artifacts/bento/model.bentomodel (the file DVC tracks);
+import it into the BentoML store if the store lacks it; write a per-family copy of
+bentofile.yaml (the family's packages added, every package pinned to the version installed
+here, so a scikit-learn bento never lists TensorFlow); `bentoml build --version <release>` from
+src/ with the model tag recorded as a template argument; export the bento to
+DIR/<name>-<version>.bento (an absolute path: BentoML writes relative ones to `/`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_template.errors import UserError
+from mlops_template.serving import store
+
+_BARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    bento_tag: str
+    model_tag: str
+    family: str
+    file: Path
+    packages: list[str]
+
+
+def pinned(requirement: str) -> str:
+    """`numpy` -> `numpy==2.4.6` (the installed version); a requirement with a specifier stays."""
+    if not _BARE_NAME.match(requirement):
+        return requirement
+    try:
+        return f"{requirement}=={metadata.version(requirement)}"
+    except metadata.PackageNotFoundError:
+        raise UserError(
+            f"the service needs {requirement!r}, which is not installed here",
+            "install the locked environment with the model family's extra "
+            "(e.g. `uv sync --locked --extra keras`)",
+        ) from None
+
+
+def family_bentofile(
+    base: dict[str, Any], family: str, model_tag: str, args: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """The bentofile for one model family: its packages added and pinned, the model named."""
+    if family not in store.FAMILY_PACKAGES:
+        known = ", ".join(sorted(store.FAMILY_PACKAGES))
+        raise UserError(
+            f"no serving packages declared for model family {family!r} (known: {known})",
+            "add the family to FAMILY_PACKAGES in src/mlops_template/serving/store.py",
+        )
+    config = dict(base)
+    python = dict(config.get("python") or {})
+    packages = list(python.get("packages") or []) + list(store.FAMILY_PACKAGES[family])
+    python["packages"] = [pinned(p) for p in dict.fromkeys(packages)]
+    python["lock_packages"] = False
+    config["python"] = python
+    config["labels"] = {
+        **(config.get("labels") or {}),
+        "model-family": family,
+        "model-tag": model_tag,
+    }
+    config["args"] = {**(config.get("args") or {}), **(args or {}), "model_tag": model_tag}
+    return config
+
+
+def read_bentofile(path: Path = store.BENTOFILE) -> dict[str, Any]:
+    if not path.exists():
+        raise UserError(f"{path} not found", "run from the repository root")
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict) or not config.get("service") or not config.get("name"):
+        raise UserError(
+            f"{path} must be a mapping with at least `service` and `name`",
+            "restore it from git (`git checkout bentofile.yaml`)",
+        )
+    return config
+
+
+def ensure_model(bentomodel: Path) -> dict[str, Any]:
+    """The packaged model's tag and record; imported into the store when missing there."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    packaged = store.read_bentomodel(bentomodel)
+    gate = packaged["provenance"].get("gate") or {}
+    if gate.get("accepted") is not True:
+        raise UserError(
+            f"{bentomodel} holds a model the gate did not accept",
+            "release only a commit whose `dvc repro` accepted and packaged the model",
+        )
+    try:
+        bentoml.models.get(packaged["tag"])
+    except NotFound:
+        bentoml.models.import_model(str(bentomodel.resolve()))
+    return packaged
+
+
+def bentoml_build(bentofile: Path, version: str, context: Path) -> str:
+    """Run `bentoml build` and return the bento tag it printed."""
+    command = store.bentoml_command(
+        "build", str(context), "-f", str(bentofile), "--version", version, "--output", "tag"
+    )
+    done = subprocess.run(command, capture_output=True, text=True, env=store.bentoml_env())
+    tags = re.findall(r"__tag__:(\S+)", done.stdout)
+    if done.returncode != 0 or not tags:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-15:]
+        raise UserError(
+            "`bentoml build` failed:\n  " + "\n  ".join(detail),
+            "fix the error above (try `bentoml build` by hand with the same bentofile)",
+        )
+    return tags[-1]
+
+
+def export_bento(tag: str, target: Path) -> Path:
+    """Export to a temp name beside the target, then rename: no half-written .bento."""
+    import bentoml
+
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        exported = bentoml.bentos.export_bento(tag, str(tmp_dir / target.name))
+        os.replace(exported, target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return target
+
+
+def build_release(
+    version: str,
+    out_dir: Path,
+    bentomodel: Path = store.BENTOMODEL_FILE,
+    bentofile: Path = store.BENTOFILE,
+    context: Path = store.BUILD_CONTEXT,
+    args: dict[str, str] | None = None,
+) -> BuildResult:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    store.check_tag_part(version, "release version")
+    base = read_bentofile(bentofile)
+    name = store.check_tag_part(str(base["name"]), "bento name in bentofile.yaml")
+    packaged = ensure_model(bentomodel)
+    family = packaged["provenance"]["model"]["family"]
+    config = family_bentofile(base, family, packaged["tag"], args)
+    try:
+        bentoml.get(f"{name}:{version}")
+        bentoml.delete(f"{name}:{version}")  # a rebuild of the same release replaces it
+    except NotFound:
+        pass
+    with tempfile.TemporaryDirectory(prefix="mlops-bentofile-") as tmp:
+        generated = Path(tmp) / "bentofile.yaml"
+        generated.write_text(yaml.safe_dump(config, sort_keys=False))
+        tag = bentoml_build(generated, version, context.resolve())
+    file = export_bento(tag, out_dir / f"{name}-{version}.bento")
+    return BuildResult(tag, packaged["tag"], family, file, config["python"]["packages"])

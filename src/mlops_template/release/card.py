@@ -1,0 +1,209 @@
+"""`mlops release card`: the model card attached to a release, as markdown.
+
+Everything it states comes from the packaged model's own record (provenance.json inside
+artifacts/bento/model.bentomodel: params, metrics, data hash, gate verdict, packaging commit),
+from dvc.lock (the hash of every pipeline output: the lineage) and, for the comparison, from the
+previous release's metrics (a file, or a git revision such as the previous tag).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_template import metrics_io
+from mlops_template.errors import UserError
+from mlops_template.files import write_text_atomic
+from mlops_template.serving import store
+
+DVC_LOCK = Path("dvc.lock")
+DATA_SUMMARY = Path("reports/data.json")
+QUALITY_FILE = "metrics/quality.json"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "—"}[value]
+    if isinstance(value, float):
+        return f"{value:.6g}" if math.isfinite(value) else str(value)
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _directions(params: dict[str, Any]) -> dict[str, str]:
+    rules = ((params.get("gate") or {}).get("rules")) or {}
+    return {m: r.get("direction") for m, r in rules.items() if isinstance(r, dict)}
+
+
+def metric_rows(
+    current: dict[str, Any], previous: dict[str, Any] | None, directions: dict[str, str]
+) -> list[list[Any]]:
+    rows = []
+    for name in sorted(set(current) | set(previous or {})):
+        now, before = current.get(name), (previous or {}).get(name)
+        change = "—"
+        if metrics_io.is_finite_number(now) and metrics_io.is_finite_number(before):
+            delta = now - before
+            change = f"{delta:+.6g}"
+            direction = directions.get(name)
+            if delta and direction in ("higher", "lower"):
+                better = (delta > 0) == (direction == "higher")
+                change += " (better)" if better else " (worse)"
+        elif previous is not None and before is None:
+            change = "new"
+        rows.append([f"`{name}`", now, before, change])
+    return rows
+
+
+def lineage_rows(lock: dict[str, Any]) -> list[list[Any]]:
+    rows = []
+    for stage, entry in (lock.get("stages") or {}).items():
+        for out in entry.get("outs") or []:
+            rows.append([stage, f"`{out.get('path')}`", f"`{out.get('md5') or out.get('hash')}`"])
+    return rows
+
+
+def release_commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def render_card(
+    packaged: dict[str, Any],
+    version: str | None = None,
+    previous: dict[str, Any] | None = None,
+    previous_source: str | None = None,
+    lock: dict[str, Any] | None = None,
+    data_summary: dict[str, Any] | None = None,
+    commit: str | None = None,
+) -> str:
+    record = packaged["provenance"]
+    model, gate, params = record["model"], record["gate"], record["params"]
+    title = f"# Model card: {model['name']}" + (f" {version}" if version else "")
+    verdict = "accepted" if gate.get("accepted") else "NOT accepted"
+    n_features = len(model["features"])
+    lines = [
+        title,
+        "",
+        f"A {model['family']} ({model['architecture']}) classifier of {n_features} features "
+        f"into the classes {', '.join(str(c) for c in model['classes'])}.",
+        "",
+        *_table(
+            ["", ""],
+            [
+                ["Model tag", f"`{packaged['tag']}`"],
+                ["Release", f"`{version}`" if version else "—"],
+                ["Gate verdict", gate.get("summary") or verdict],
+                ["Data (data.dvc md5)", f"`{record['data']['md5']}`"],
+                ["Packaged at commit", f"`{record['git_commit']}`"],
+                ["Release commit", f"`{commit or release_commit()}`"],
+            ],
+        ),
+        "",
+        "## Metrics (test split)",
+        "",
+    ]
+    source = f" against the previous release ({previous_source})" if previous_source else ""
+    if previous is None:
+        lines.append("No previous release to compare with.")
+        lines.append("")
+    else:
+        lines.append(f"Changes{source}; better/worse follows the gate rule's direction.")
+        lines.append("")
+    flat = metrics_io.flatten(record["metrics"])
+    lines += _table(
+        ["metric", "this release", "previous", "change"],
+        metric_rows(flat, previous, _directions(params)),
+    )
+    lines += ["", "## Gate verdict", "", f"**{verdict}** — {gate.get('summary', '')}", ""]
+    for reason in gate.get("reasons") or []:
+        lines.append(f"- {_fmt(reason)}")
+    rule_rows = [
+        [
+            f"`{r.get('metric')}`",
+            r.get("direction"),
+            r.get("value"),
+            r.get("baseline"),
+            "; ".join(_fmt(c.get("reason")) for c in r.get("checks") or []),
+            "pass" if r.get("passed") else "FAIL",
+        ]
+        for r in gate.get("rules") or []
+    ]
+    if rule_rows:
+        lines += _table(["metric", "better", "value", "baseline", "checks", "result"], rule_rows)
+    baseline = (gate.get("baseline") or {}).get("source")
+    lines += ["", f"Baseline: {baseline or 'none (first model: change bounds skipped)'}.", ""]
+    lines += ["## Training parameters", ""]
+    train = metrics_io.flatten({"train": params.get("train") or {}})
+    family = model["family"]
+    other = [f for f in store.FAMILY_PACKAGES if f != family]
+    shown = {k: v for k, v in train.items() if not any(k.startswith(f"train.{o}.") for o in other)}
+    lines += _table(["param", "value"], [[f"`{k}`", v] for k, v in shown.items()])
+    lines += ["", "## Data", ""]
+    data_rows = [["data.dvc md5", f"`{record['data']['md5']}`"]]
+    if data_summary:
+        data_rows += [["rows", data_summary.get("rows")], ["columns", data_summary.get("columns")]]
+        per_class = data_summary.get("per_class") or {}
+        data_rows.append(["rows per class", ", ".join(f"{k}: {v}" for k, v in per_class.items())])
+    lines += _table(["", ""], data_rows)
+    lines += ["", "## Lineage (dvc.lock)", ""]
+    if lock:
+        lines += _table(["stage", "output", "hash"], lineage_rows(lock))
+    else:
+        lines.append("dvc.lock not found: lineage unavailable.")
+    lines += [
+        "",
+        "## Serving",
+        "",
+        f'`POST /predict` with `{{"instances": [...]}}`: each instance {n_features} numbers '
+        "(or a square grid of them); the answer lists, per instance, the `label`, its "
+        "`confidence`, the `probabilities` of every class and the `model_version`. "
+        "`POST /metadata` describes the model; `/readyz`, `/livez` and `/metrics` "
+        "(Prometheus) are served too.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def load_previous(
+    previous_metrics: Path | None, previous_rev: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    if previous_metrics is not None:
+        if not previous_metrics.exists():
+            raise UserError(
+                f"{previous_metrics} not found",
+                "pass the previous release's metrics/quality.json, or omit --previous-metrics",
+            )
+        return metrics_io.parse_metrics(previous_metrics.read_text(), str(previous_metrics)), (
+            str(previous_metrics)
+        )
+    if previous_rev is not None:
+        found = metrics_io.load_metrics_at_rev(previous_rev, paths=(QUALITY_FILE,))
+        return found, f"git:{previous_rev}"
+    return None, None
+
+
+def write_card(
+    out: Path,
+    bentomodel: Path = store.BENTOMODEL_FILE,
+    version: str | None = None,
+    previous_metrics: Path | None = None,
+    previous_rev: str | None = None,
+) -> Path:
+    packaged = store.read_bentomodel(bentomodel)
+    previous, source = load_previous(previous_metrics, previous_rev)
+    lock = yaml.safe_load(DVC_LOCK.read_text()) if DVC_LOCK.exists() else None
+    summary = json.loads(DATA_SUMMARY.read_text()) if DATA_SUMMARY.exists() else None
+    write_text_atomic(out, render_card(packaged, version, previous, source, lock, summary))
+    out.chmod(0o644)  # a release asset, for everyone to read
+    return out

@@ -1,0 +1,178 @@
+"""Names, tags and BentoML store access shared by the package stage, the service and the release.
+
+One rule for model versions: a model's version is a hash of its files, so the same trained model
+gets the same tag in every store, and a tag names exactly one set of bytes. The service and the
+release select the model by that exact tag, never by "latest".
+
+BentoML is imported inside the functions that need it: `mlops --help` and the stages that never
+touch a store stay fast.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from mlops_template.errors import UserError
+
+MODEL_NAME = "digits-model"  # name of the model in the BentoML store
+MODEL_DIR = Path("artifacts/model")  # the trained model (train stage)
+BENTOMODEL_FILE = Path("artifacts/bento/model.bentomodel")  # the packaged model (package stage)
+BENTOFILE = Path("bentofile.yaml")  # the service's build recipe
+BUILD_CONTEXT = Path("src")  # `bentoml build` runs here: the bento holds `mlops_template/...`
+PROVENANCE = "provenance.json"  # written into the stored model next to model.json
+VERSION_LENGTH = 24  # hex digits of the sha256 kept in the version (96 bits)
+
+# Packages each model family needs at serving time, on top of the common ones in bentofile.yaml.
+# A forker adding a family (custom/models.py) adds its packages here.
+FAMILY_PACKAGES: dict[str, tuple[str, ...]] = {
+    "sklearn": ("scikit-learn", "joblib"),
+    "keras": ("tensorflow-cpu", "keras"),
+}
+
+_TAG_PART = r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?"
+TAG_PART_RE = re.compile(rf"^{_TAG_PART}$")
+MAX_TAG_PART = 63
+
+
+def model_version(model_dir: Path | str = MODEL_DIR) -> str:
+    """A hash of every file in the model directory (names and bytes), in a stable order."""
+    model_dir = Path(model_dir)
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file())
+    if not files:
+        raise UserError(f"no trained model in {model_dir}", "run `dvc repro train` first")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:VERSION_LENGTH]
+
+
+def model_tag(model_dir: Path | str = MODEL_DIR) -> str:
+    return f"{MODEL_NAME}:{model_version(model_dir)}"
+
+
+def check_tag_part(value: str, what: str) -> str:
+    """BentoML's rule for a tag's name or version, as a UserError that says how to fix it."""
+    if len(value) > MAX_TAG_PART or not TAG_PART_RE.match(value):
+        raise UserError(
+            f"{what} {value!r} is not a valid BentoML tag part",
+            f"use at most {MAX_TAG_PART} lowercase letters, digits, '.', '_' or '-', "
+            "starting and ending with a letter or digit (e.g. v1.2.0)",
+        )
+    return value
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """'name:version' -> (name, version); both parts required (no 'latest' guessing)."""
+    name, sep, version = tag.partition(":")
+    if not sep or not version or version == "latest":
+        raise UserError(
+            f"model tag {tag!r} must name an exact version (NAME:VERSION)",
+            f"use the tag `mlops package` printed, e.g. {MODEL_NAME}:<version>",
+        )
+    return check_tag_part(name, "model name"), check_tag_part(version, "model version")
+
+
+def served_model_tag(explicit: str | None, root: Path | None = None) -> str:
+    """The exact tag to serve: the one given (a bento records it at build time), else the tag
+    the package stage derived from the trained model in this checkout."""
+    if explicit:
+        split_tag(explicit)
+        return explicit
+    model_dir = (root or Path.cwd()) / MODEL_DIR
+    if not (model_dir / "model.json").exists():
+        raise UserError(
+            f"no model to serve: {MODEL_DIR}/model.json not found in {root or Path.cwd()}",
+            "run `dvc repro package` here, or pass the exact tag: "
+            "`bentoml serve --arg model_tag=NAME:VERSION`",
+        )
+    return model_tag(model_dir)
+
+
+def bentoml_env(home: Path | str | None = None, **extra: str) -> dict[str, str]:
+    """The environment for a `bentoml` subprocess: the given store, telemetry off."""
+    env = dict(os.environ)
+    env["BENTOML_DO_NOT_TRACK"] = "true"
+    if home is not None:
+        env["BENTOML_HOME"] = str(Path(home).resolve())
+    else:
+        env.setdefault("BENTOML_HOME", str(Path.cwd().resolve() / ".bentoml"))
+    env.update(extra)
+    return env
+
+
+def bentoml_command(*args: str) -> list[str]:
+    """`bentoml ARGS...` run by this interpreter (the same environment, whatever PATH says)."""
+    return [sys.executable, "-m", "bentoml", *args]
+
+
+def get_stored_model(tag: str) -> Any:
+    """The model with exactly this tag from the active store, or a UserError naming the fix."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.models.get(tag)
+    except NotFound:
+        home = os.environ.get("BENTOML_HOME", "~/bentoml")
+        raise UserError(
+            f"model {tag} is not in the BentoML store at {home}",
+            "run `dvc repro package` (or `bentoml models import "
+            f"{BENTOMODEL_FILE.resolve()}`) with this BENTOML_HOME",
+        ) from None
+
+
+def read_provenance(model_path: Path | str) -> dict[str, Any]:
+    """The record the package stage stored with the model (lineage, params, metrics, verdict)."""
+    path = Path(model_path) / PROVENANCE
+    if not path.exists():
+        raise UserError(
+            f"the stored model at {model_path} has no {PROVENANCE}",
+            "package it with `mlops package` (models saved another way lack the record)",
+        )
+    return json.loads(path.read_text())
+
+
+def read_bentomodel(path: Path | str) -> dict[str, Any]:
+    """The tag and provenance inside an exported `.bentomodel` archive, without importing it."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"{path} not found",
+            "run `dvc repro package` (or `dvc pull` the packaged model) first",
+        )
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            members = {m.name.removeprefix("./"): m for m in archive.getmembers() if m.isfile()}
+            info = _read_member(archive, members, "model.yaml", yaml_text=True)
+            provenance = _read_member(archive, members, PROVENANCE, yaml_text=False)
+    except (tarfile.TarError, OSError, ValueError) as exc:
+        raise UserError(
+            f"{path} is not a readable BentoML model archive ({exc})",
+            "re-create it with `dvc repro package --force` or restore it with `dvc checkout`",
+        ) from None
+    return {
+        "tag": f"{info['name']}:{info['version']}",
+        "labels": info.get("labels") or {},
+        "provenance": provenance,
+    }
+
+
+def _read_member(
+    archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str, yaml_text: bool
+) -> dict[str, Any]:
+    import yaml
+
+    member = members.get(name)
+    handle = archive.extractfile(member) if member is not None else None
+    if handle is None:
+        raise ValueError(f"{name} missing")
+    text = handle.read().decode("utf-8")
+    return yaml.safe_load(text) if yaml_text else json.loads(text)

@@ -1,0 +1,220 @@
+"""`mlops package`: put the ACCEPTED model into the BentoML store and export it for DVC.
+
+It refuses a model the gate did not accept (exit 1, nothing written). Otherwise it saves the
+model into the project's BentoML store (BENTOML_HOME, `.bentoml/` by default) under a tag whose
+version is the hash of the model files, with labels and metadata that say where it came from,
+and exports it to artifacts/bento/model.bentomodel, which DVC tracks: a release imports exactly
+this file (`bentoml models import`) and builds the bento from it.
+
+The full record (lineage, params, metrics, the gate verdict) is also stored as provenance.json
+inside the model, because BentoML metadata cannot hold nulls; the service's /metadata and the
+release's model card read it from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlops_template import model_io
+from mlops_template.errors import UserError
+from mlops_template.files import write_json
+from mlops_template.params import load_raw
+from mlops_template.serving import store
+
+GATE_FILE = Path("reports/gate.json")
+QUALITY_FILE = Path("metrics/quality.json")
+DATA_DVC = Path("data.dvc")
+
+
+class NotAccepted(UserError):
+    """The gate verdict says no: packaging it would ship a rejected model."""
+
+
+def read_verdict(path: Path = GATE_FILE) -> dict[str, Any]:
+    if not path.exists():
+        raise UserError(f"{path} not found", "run the gate first: `dvc repro gate`")
+    try:
+        verdict = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
+            "re-create it with `dvc repro gate --force`",
+        ) from None
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("accepted"), bool):
+        raise UserError(
+            f"{path} has no boolean 'accepted' verdict",
+            "re-create it with `dvc repro gate --force`",
+        )
+    return verdict
+
+
+def require_accepted(verdict: dict[str, Any], path: Path = GATE_FILE) -> None:
+    if verdict["accepted"] is not True:
+        reasons = "; ".join(str(r) for r in verdict.get("reasons") or []) or "no reason recorded"
+        raise NotAccepted(
+            f"the gate did not accept this model ({path}): {reasons}",
+            "improve the model (or, deliberately, the rules under gate.rules in params.yaml) "
+            "and rerun `dvc repro`; only accepted models are packaged",
+        )
+
+
+def git_commit() -> str:
+    """The commit checked out while packaging ("unknown" outside a git work tree)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+        )
+    except FileNotFoundError:
+        return "unknown"
+    return out.stdout.strip() if out.returncode == 0 else "unknown"
+
+
+def data_md5(dvc_file: Path = DATA_DVC) -> str:
+    from mlops_template.stages.data import recorded_hash
+
+    return recorded_hash(dvc_file)[1]
+
+
+def _read_json(path: Path, hint: str) -> dict[str, Any]:
+    if not path.exists():
+        raise UserError(f"{path} not found", hint)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg})", hint) from None
+
+
+def _without_nulls(value: Any) -> Any:
+    """BentoML metadata rejects None: drop unset keys (the full record keeps them)."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value if v is not None]
+    return value
+
+
+def provenance_record(verdict: dict[str, Any]) -> dict[str, Any]:
+    descriptor = model_io.read_descriptor(store.MODEL_DIR)
+    return {
+        "model": {
+            "name": store.MODEL_NAME,
+            "version": store.model_version(store.MODEL_DIR),
+            "family": descriptor["family"],
+            "architecture": descriptor["architecture"],
+            "classes": descriptor["classes"],
+            "features": descriptor["features"],
+            "file": descriptor["file"],
+        },
+        "git_commit": git_commit(),
+        "data": {"dvc_file": str(DATA_DVC), "md5": data_md5()},
+        "params": load_raw(),
+        "metrics": _read_json(QUALITY_FILE, "run `dvc repro evaluate` first"),
+        "gate": verdict,
+    }
+
+
+def labels_and_metadata(record: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
+    model, gate = record["model"], record["gate"]
+    labels = {
+        "family": model["family"],
+        "architecture": model["architecture"],
+        "gate": "accepted" if gate["accepted"] else "rejected",
+        "git-commit": record["git_commit"],
+        "data-md5": record["data"]["md5"],
+    }
+    metadata = _without_nulls(
+        {
+            "family": model["family"],
+            "architecture": model["architecture"],
+            "classes": model["classes"],
+            "git_commit": record["git_commit"],
+            "data_md5": record["data"]["md5"],
+            "params": record["params"],
+            "metrics": record["metrics"],
+            "gate": {
+                "accepted": gate["accepted"],
+                "summary": gate.get("summary"),
+                "baseline": (gate.get("baseline") or {}).get("source"),
+            },
+        }
+    )
+    return labels, metadata
+
+
+def save_to_store(tag: str, record: dict[str, Any]) -> Any:
+    """Save the model files plus provenance.json under `tag`; an identical entry is reused."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    labels, metadata = labels_and_metadata(record)
+    try:
+        existing = bentoml.models.get(tag)
+    except NotFound:
+        existing = None
+    if existing is not None:
+        stored_record = store.read_provenance(existing.path)
+        if existing.info.labels == labels and stored_record == json.loads(json.dumps(record)):
+            return existing
+        bentoml.models.delete(tag)  # same files, newer record (e.g. a new verdict): replace it
+    with bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model:
+        shutil.copytree(store.MODEL_DIR, bento_model.path, dirs_exist_ok=True)
+        write_json(bento_model.path_of(store.PROVENANCE), record)
+        os.chmod(bento_model.path_of(store.PROVENANCE), 0o644)  # readable by any serving user
+    return bentoml.models.get(tag)
+
+
+def export_atomically(tag: str, target: Path = store.BENTOMODEL_FILE) -> Path:
+    """`bentoml export` into a temp file beside the target, then rename it into place.
+
+    BentoML writes relative export paths to `/`, so the path handed over is absolute.
+    """
+    import bentoml
+
+    target = target.resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        exported = bentoml.models.export_model(tag, str(tmp_dir / target.name))
+        os.replace(exported, target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return target
+
+
+def package() -> dict[str, Any]:
+    verdict = read_verdict()
+    require_accepted(verdict)
+    record = provenance_record(verdict)
+    tag = f"{store.MODEL_NAME}:{record['model']['version']}"
+    save_to_store(tag, record)
+    export_atomically(tag)
+    return {"tag": tag, "file": str(store.BENTOMODEL_FILE), "family": record["model"]["family"]}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        result = package()
+    except NotAccepted as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        print(f"fix: {exc.hint}", file=sys.stderr)
+        return 1
+    home = os.environ.get("BENTOML_HOME", "~/bentoml")
+    print(f"packaged {result['family']} model {result['tag']} -> {result['file']} (store: {home})")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "package",
+        help="save the accepted model in the BentoML store and export it for the release",
+        description=__doc__.splitlines()[0],
+    )
+    parser.set_defaults(func=run)

@@ -1,0 +1,145 @@
+"""`mlops release build` and `mlops release smoke`: the tagged bento of exactly the packaged
+model, exported, imported into an empty BentoML home, served, and checked for real."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import tarfile
+
+import pytest
+import yaml
+from helpers_serving import REJECTED, REPO, mlops, packaged_project, run, trained_project
+
+from mlops_template.serving import store
+
+pytestmark = pytest.mark.slow
+
+VERSION = "v0.1.0"
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return packaged_project(tmp_path_factory, "release")
+
+
+@pytest.fixture(scope="module")
+def built(project):
+    done = mlops(project, "release", "build", "--version", VERSION, "--out", "dist")
+    assert done.returncode == 0, done.stderr
+    return project / "dist" / f"digits-classifier-{VERSION}.bento", done.stdout
+
+
+def bento_member(path, name: str) -> str:
+    with tarfile.open(path) as archive:
+        return archive.extractfile(f"./{name}").read().decode()
+
+
+def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(project, built):
+    bento, stdout = built
+    assert bento.is_file() and str(bento) in stdout
+    info = yaml.safe_load(bento_member(bento, "bento.yaml"))
+    packaged = store.read_bentomodel(project / store.BENTOMODEL_FILE)
+    assert (info["name"], info["version"]) == ("digits-classifier", VERSION)
+    assert info["args"]["model_tag"] == packaged["tag"]
+    assert [m["tag"] for m in info["services"][0]["models"]] == [packaged["tag"]]
+    assert info["labels"]["model-family"] == "sklearn"
+    assert {"name": "BENTOML_DO_NOT_TRACK", "value": "true", "stage": "all"} in info["envs"]
+    version = packaged["tag"].split(":")[1]
+    with tarfile.open(bento) as archive:
+        names = archive.getnames()
+        record = archive.getmember(f"./models/{store.MODEL_NAME}/{version}/{store.PROVENANCE}")
+    assert record.mode & 0o444 == 0o444  # readable by whichever user serves the bento
+    sources = {n for n in names if n.startswith("./src/") and n.endswith(".py")}
+    package = REPO / "src" / "mlops_template"
+    needed = {"__init__.py", "errors.py", "model_io.py"} | {
+        f"serving/{p.name}" for p in (package / "serving").glob("*.py")
+    }
+    assert sources == {f"./src/mlops_template/{n}" for n in needed}  # only what the service needs
+
+
+def test_the_scikit_learn_bento_requires_no_tensorflow(built):
+    bento, _ = built
+    requirements = bento_member(bento, "env/python/requirements.txt").split()
+    names = {r.split("==")[0] for r in requirements}
+    assert {"bentoml", "numpy", "pydantic", "scikit-learn", "joblib"} <= names
+    assert not any("tensorflow" in r or r.startswith("keras") for r in requirements)
+    assert all("==" in r for r in requirements)  # pinned to the tested versions
+
+
+def test_smoke_serves_the_exported_bento_from_a_fresh_home_and_agrees(project, built):
+    bento, _ = built
+    done = mlops(project, "release", "smoke", str(bento))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "smoke test passed" in done.stdout
+    assert "450/450 labels agree with the offline model" in done.stdout
+
+
+def test_smoke_fails_when_the_served_model_is_not_the_offline_one(project, built, tmp_path_factory):
+    bento, _ = built
+    other = trained_project(tmp_path_factory, "other-model", estimator="svc")
+    done = mlops(
+        project,
+        "release",
+        "smoke",
+        str(bento),
+        "--model-dir",
+        str(other / "artifacts" / "model"),
+        "--bentomodel",
+        str(project / store.BENTOMODEL_FILE),
+    )
+    assert done.returncode == 1
+    assert "smoke test FAILED" in done.stdout
+    assert "probabilities differ" in done.stdout
+
+
+def test_build_refuses_an_invalid_release_version(project):
+    done = mlops(project, "release", "build", "--version", "Release 1", "--out", "dist2")
+    assert done.returncode == 2
+    assert "release version 'Release 1' is not a valid BentoML tag part" in done.stderr
+    assert not (project / "dist2").exists()
+
+
+def test_build_refuses_unknown_service_arguments(project):
+    done = mlops(project, "release", "build", "--version", "v9", "--out", "d", "--arg", "rows=5")
+    assert done.returncode == 2 and "invalid --arg" in done.stderr
+
+
+def test_build_refuses_a_bentomodel_of_a_rejected_model(project, tmp_path):
+    """A .bentomodel whose record says 'not accepted' never becomes a bento."""
+    work = tmp_path / "rejected.bentomodel.d"
+    with tarfile.open(project / store.BENTOMODEL_FILE) as archive:
+        archive.extractall(work, filter="data")
+    (work / store.PROVENANCE).write_text(
+        json.dumps({**json.loads((work / store.PROVENANCE).read_text()), "gate": REJECTED})
+    )
+    forged = tmp_path / "forged.bentomodel"
+    with tarfile.open(forged, "w:xz") as archive:
+        archive.add(work, arcname=".")
+    done = mlops(
+        project,
+        "release",
+        "build",
+        "--version",
+        "v9.9.9",
+        "--out",
+        str(tmp_path / "dist"),
+        "--bentomodel",
+        str(forged),
+    )
+    assert done.returncode == 2
+    assert "holds a model the gate did not accept" in done.stderr
+    assert not (tmp_path / "dist").exists()
+
+
+def test_build_imports_the_packaged_model_into_an_empty_store(project, tmp_path):
+    """A release job starts with an empty BentoML home: the .bentomodel is all it needs."""
+    shutil.copytree(project, tmp_path / "clone", ignore=shutil.ignore_patterns(".bentoml", "dist"))
+    clone = tmp_path / "clone"
+    done = mlops(clone, "release", "build", "--version", "v0.2.0", "--out", "dist")
+    assert done.returncode == 0, done.stderr
+    listed = run(clone, sys.executable, "-m", "bentoml", "models", "list", "-o", "json")
+    tags = [m["tag"] for m in json.loads(listed.stdout)]
+    assert tags == [store.read_bentomodel(clone / store.BENTOMODEL_FILE)["tag"]]
+    assert (clone / "dist" / "digits-classifier-v0.2.0.bento").is_file()

@@ -1,0 +1,254 @@
+"""A real `bentoml serve` on 127.0.0.1 with a packaged scikit-learn model, over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from helpers_serving import DevServer, http, packaged_project, post
+
+from mlops_template.model_io import load_model
+from mlops_template.serving import store
+
+pytestmark = pytest.mark.slow
+
+ZERO_ROW = [0] * 64
+ROW_TEXT = ",".join(["0"] * 63)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    return packaged_project(tmp_path_factory, "service-http")
+
+
+@pytest.fixture(scope="module")
+def server(project):
+    server = DevServer(project)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+def test_served_predictions_equal_the_offline_model(server, project):
+    model = load_model(project / "artifacts" / "model")
+    rows = pd.read_csv(project / "artifacts" / "split" / "test.csv")[model.features]
+    X = rows.to_numpy(dtype=np.float32)
+    status, answer = post(f"{server.url}/predict", {"instances": X.tolist()})
+    assert status == 200, answer
+    assert [a["label"] for a in answer] == model.predict(X)
+    served = [[a["probabilities"][str(c)] for c in model.classes] for a in answer]
+    np.testing.assert_allclose(served, model.predict_proba(X), atol=1e-9)
+    tag = store.model_tag(project / "artifacts" / "model")
+    assert {a["model_version"] for a in answer} == {tag}
+
+
+def test_an_image_grid_and_its_flat_row_get_the_same_answer(server):
+    row = [float((3 * i) % 17) for i in range(64)]
+    grid = [row[r * 8 : r * 8 + 8] for r in range(8)]
+    status, answer = post(f"{server.url}/predict", {"instances": [row, grid]})
+    assert status == 200
+    assert answer[0] == answer[1]
+
+
+def _json(payload) -> bytes:
+    return json.dumps(payload).encode()
+
+
+def _raw_row(value: str) -> bytes:
+    return f'{{"instances": [[{value},{ROW_TEXT}]]}}'.encode()
+
+
+# (id, body, content type, expected status)
+MALFORMED = [
+    ("empty-instances", _json({"instances": []}), "application/json", 400),
+    ("no-instances-key", _json({}), "application/json", 400),
+    ("empty-body", b"", "application/json", 400),
+    ("instances-not-a-list", _json({"instances": 5}), "application/json", 400),
+    ("instances-a-string", _json({"instances": "1,2,3"}), "application/json", 400),
+    ("top-level-list", _json([ZERO_ROW]), "application/json", 400),
+    ("top-level-null", b"null", "application/json", 400),
+    ("row-is-an-object", _json({"instances": [{"pixel_0_0": 1}]}), "application/json", 400),
+    ("row-63-values", _json({"instances": [[0] * 63]}), "application/json", 400),
+    ("row-65-values", _json({"instances": [[0] * 65]}), "application/json", 400),
+    ("strings", _json({"instances": [["1"] * 64]}), "application/json", 400),
+    ("one-string", _json({"instances": [["x", *ZERO_ROW[1:]]]}), "application/json", 400),
+    ("boolean", _json({"instances": [[True, *ZERO_ROW[1:]]]}), "application/json", 400),
+    ("null-value", _json({"instances": [[None, *ZERO_ROW[1:]]]}), "application/json", 400),
+    ("nan", _raw_row("NaN"), "application/json", 400),
+    ("infinity", _raw_row("Infinity"), "application/json", 400),
+    ("minus-infinity", _raw_row("-Infinity"), "application/json", 400),
+    ("overflow-to-infinity", _raw_row("1e400"), "application/json", 400),
+    ("negative", _raw_row("-1"), "application/json", 400),
+    ("above-16", _raw_row("16.01"), "application/json", 400),
+    ("huge-value", _raw_row("1e9"), "application/json", 400),
+    ("grid-7-rows", _json({"instances": [[[0] * 8] * 7]}), "application/json", 400),
+    ("grid-8x9", _json({"instances": [[[0] * 9] * 8]}), "application/json", 400),
+    ("ragged-grid", _json({"instances": [[[0] * 8] * 7 + [[0] * 7]]}), "application/json", 400),
+    ("too-deep", _json({"instances": [[[[0] * 8] * 8]]}), "application/json", 400),
+    ("1001-rows", _json({"instances": [ZERO_ROW] * 1001}), "application/json", 400),
+    ("text-plain", _json({"instances": [ZERO_ROW]}), "text/plain", 415),
+    ("form-encoded", b"instances=1", "application/x-www-form-urlencoded", 415),
+    ("multipart", b"--x--", "multipart/form-data; boundary=x", 415),
+    ("truncated-json", b'{"instances": [[0, 1', "application/json", 400),
+    ("not-json", b"hello", "application/json", 400),
+    ("binary", bytes(range(256)), "application/json", 400),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [case[1:] for case in MALFORMED],
+    ids=[case[0] for case in MALFORMED],
+)
+def test_malformed_requests_get_a_4xx_with_a_message(server, body, content_type, expected):
+    status, answer = http(f"{server.url}/predict", body, content_type)
+    assert status == expected, answer[:500]
+    payload = json.loads(answer)
+    messages = payload if isinstance(payload, list) else [payload]
+    assert all(m.get("error") for m in messages), payload
+
+
+def exchange(port: int, head: bytes, body: bytes) -> bytes:
+    """Send a request over a raw socket and read the answer even if the server stops reading
+    the body early (it answers 413 and closes: the client's send then fails)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(head)
+        try:
+            for start in range(0, len(body), 65536):
+                sock.sendall(body[start : start + 65536])
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        response = b""
+        try:
+            while chunk := sock.recv(65536):
+                response += chunk
+        except ConnectionResetError:
+            pass
+    return response
+
+
+OVERSIZED = b'{"instances": [' + b"0," * 1_500_000 + b"0]}"  # 3 MB > the 2 MiB limit
+
+
+def _chunked(body: bytes, size: int = 65536) -> bytes:
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("framing", "expect"),
+    [("content-length", ""), ("content-length", "Expect: 100-continue\r\n"), ("chunked", "")],
+    ids=["declared-length", "expect-continue", "chunked-no-length"],
+)
+def test_an_oversized_body_gets_413_before_it_is_parsed(server, framing, expect):
+    if framing == "chunked":
+        length, body = "Transfer-Encoding: chunked\r\n", _chunked(OVERSIZED)
+    else:
+        length, body = f"Content-Length: {len(OVERSIZED)}\r\n", OVERSIZED
+    head = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"{length}{expect}\r\n"
+    ).encode()
+    response = exchange(server.port, head, b"" if expect else body)
+    assert response.startswith(b"HTTP/1.1 413"), response[:300]
+    message = json.loads(response.partition(b"\r\n\r\n")[2])["error"]
+    assert "larger than the limit of 2097152 bytes" in message
+
+
+def test_unknown_routes_and_methods_are_4xx(server):
+    assert http(f"{server.url}/nope", b"{}")[0] == 404
+    assert http(f"{server.url}/predict", method="GET", content_type=None)[0] == 405
+
+
+def test_the_server_is_healthy_after_the_bad_requests(server):
+    for _, body, content_type, _ in MALFORMED:
+        assert http(f"{server.url}/predict", body, content_type)[0] < 500
+    head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: {len(OVERSIZED)}\r\n\r\n"
+    assert exchange(server.port, head.encode(), OVERSIZED).startswith(b"HTTP/1.1 413")
+    for probe in ("readyz", "livez"):
+        assert http(f"{server.url}/{probe}", method="GET", content_type=None)[0] == 200
+    status, answer = post(f"{server.url}/predict", {"instances": [ZERO_ROW]})
+    assert status == 200 and len(answer) == 1
+
+
+def _series(text: str, name: str) -> dict[str, float]:
+    """`name{labels} value` lines of a Prometheus exposition, keyed by their label text."""
+    found = {}
+    for line in text.splitlines():
+        match = re.match(rf"^{name}(\{{[^}}]*\}})? ([0-9.eE+-]+)$", line)
+        if match:
+            found[match.group(1) or ""] = float(match.group(2))
+    return found
+
+
+def test_metrics_count_predictions_per_class_and_confidence(server):
+    def scrape() -> str:
+        return http(f"{server.url}/metrics", method="GET", content_type=None)[1].decode()
+
+    before = scrape()
+    rows = [[float((i * k) % 17) for i in range(64)] for k in range(1, 8)]
+    status, answer = post(f"{server.url}/predict", {"instances": rows})
+    assert status == 200
+    labels = [a["label"] for a in answer]
+    after = scrape()
+    counts_before = _series(before, "mlops_predictions_total")
+    counts_after = _series(after, "mlops_predictions_total")
+    for label in set(labels):
+        key = f'{{class="{label}"}}'
+        grew = counts_after[key] - counts_before.get(key, 0)
+        assert grew == labels.count(label)
+    observed = _series(after, "mlops_prediction_confidence_count")[""]
+    assert observed - _series(before, "mlops_prediction_confidence_count").get("", 0) == len(rows)
+    assert 'mlops_prediction_confidence_bucket{le="0.5"}' in after
+    assert "bentoml_service_request_total" in after
+
+
+def test_metadata_describes_the_packaged_model(server, project):
+    packaged = store.read_bentomodel(project / store.BENTOMODEL_FILE)
+    status, meta = post(f"{server.url}/metadata", {})
+    assert status == 200
+    record = packaged["provenance"]
+    assert meta["tag"] == packaged["tag"] == store.model_tag(project / "artifacts" / "model")
+    assert meta["family"] == "sklearn"
+    assert meta["git_commit"] == record["git_commit"]
+    assert meta["data_md5"] == record["data"]["md5"]
+    assert meta["params"] == record["params"]
+    assert meta["metrics"] == record["metrics"]
+    assert meta["gate"] == record["gate"] and meta["gate"]["accepted"] is True
+
+
+def test_a_request_in_flight_at_sigterm_completes(project):
+    """Send half a request, SIGTERM the server (as `docker stop` does), then the rest."""
+    server = DevServer(project)
+    try:
+        server.wait_ready()
+        body = _json({"instances": [ZERO_ROW] * 20})
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            head = (
+                f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+            )
+            sock.sendall(head.encode() + body[:40])
+            time.sleep(0.5)  # the server is now reading this request
+            os.kill(server.process.pid, signal.SIGTERM)
+            time.sleep(1.0)  # shutdown has begun; the request is still incomplete
+            sock.sendall(body[40:])
+            response = b""
+            while chunk := sock.recv(65536):
+                response += chunk
+        status_line, _, rest = response.partition(b"\r\n")
+        assert status_line.startswith(b"HTTP/1.1 200"), response[:300]
+        answer = json.loads(rest.partition(b"\r\n\r\n")[2])
+        assert len(answer) == 20
+        assert server.process.wait(30) == 0
+    finally:
+        server.stop()

@@ -1,0 +1,34 @@
+"""The keras path end to end, kept lean: a 2-epoch model packaged, built into a bento with
+TensorFlow pinned, served from a fresh BentoML home (front + batching inference service), and
+checked against the offline model on the whole test split."""
+
+from __future__ import annotations
+
+import importlib.util
+import tarfile
+
+import pytest
+from helpers_serving import mlops, packaged_project
+
+pytestmark = [
+    pytest.mark.keras,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        importlib.util.find_spec("tensorflow") is None,
+        reason="needs the keras extra (uv sync --extra keras)",
+    ),
+]
+
+
+def test_a_packaged_keras_model_serves_its_offline_predictions(tmp_path_factory):
+    root = packaged_project(tmp_path_factory, "keras", family="keras", epochs=2)
+    built = mlops(root, "release", "build", "--version", "v0.1.0", "--out", "dist")
+    assert built.returncode == 0, built.stderr
+    bento = root / "dist" / "digits-classifier-v0.1.0.bento"
+    with tarfile.open(bento) as archive:
+        requirements = archive.extractfile("./env/python/requirements.txt").read().decode()
+    assert "tensorflow-cpu==" in requirements and "keras==" in requirements
+
+    smoke = mlops(root, "release", "smoke", str(bento), "--timeout", "240")
+    assert smoke.returncode == 0, smoke.stdout + smoke.stderr
+    assert "450/450 labels agree with the offline model" in smoke.stdout
