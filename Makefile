@@ -42,3 +42,5 @@ lint: env-all
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run zizmor --offline --persona pedantic .
+	$(UV) run check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+	$(UV) run check-jsonschema --builtin-schema vendor.github-actions actions/*/action.yml

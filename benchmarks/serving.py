@@ -1,0 +1,601 @@
+"""Serving speed, cold start and body-limit memory, measured side by side in one run.
+
+Run: `uv run --extra keras python benchmarks/serving.py [--families sklearn keras] [--duration 10]`
+Needs `hey` (Debian/Ubuntu: `sudo apt-get update && sudo apt-get install -y hey`).
+
+For each family, in a temp copy of the project: `mlops data` + `dvc repro` make the packaged
+model; then, one server at a time on 127.0.0.1:
+- the real service (`bentoml serve`, its own BENTOML_HOME): cold start (process start to
+  /readyz 200), `hey` at 1, 8 and 32 clients sending one-row /predict requests, then the 10 MB
+  body attack (worker RSS at idle, peak while 20 oversized bodies arrive, with and without
+  Content-Length; every one must get 413);
+- keras only: the same service with adaptive batching off;
+- the ceiling: a bare ASGI app (Starlette, uvicorn, 1 process, no access log) that loads the same
+  model with `model_io.load_model` and answers the same JSON (`schemas.predictions`).
+Prints the markdown table for the README, the command line and the load average, and PASS/FAIL
+against the targets. Figures from a shared 2-core machine are noisy: compare within one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import select
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from project import copy_project, run  # noqa: E402
+
+from mlops_template.release.smoke import free_port  # noqa: E402
+from mlops_template.serving import config, store  # noqa: E402
+
+CLIENTS = (1, 8, 32)
+WARMUP_S = 2.0
+READY_TIMEOUT_S = 120.0
+ATTACK_BODY_BYTES = 10 * 1024 * 1024
+ATTACK_REQUESTS = 20  # half with Content-Length, half chunked
+ATTACK_PARALLEL = 10
+TARGET_RATIO_VS_BARE = 0.60
+TARGET_BATCH_GAIN = 2.0
+TARGET_COLD_START_S = 15.0
+TARGET_MEMORY_MB = 100.0
+SERVICE = "mlops_template.serving.service:Classifier"
+ROW = [float(i % 17) for i in range(64)]  # one valid instance (64 values in 0..16)
+HEY_INSTALL = (
+    "`hey` is not installed: on Debian/Ubuntu `sudo apt-get update && sudo apt-get install -y "
+    "hey`; elsewhere `go install github.com/rakyll/hey@latest`"
+)
+
+
+# --- the ceiling: a bare ASGI app with the same model and the same JSON --------------------------
+
+
+def bare_app(model_dir: Path) -> Any:
+    """Starlette app: /predict parses `{"instances": [...]}`, runs the model, answers the service's
+    Prediction list; /readyz. No validation beyond the shape, no batching, no middleware."""
+    import numpy as np
+    from starlette.applications import Starlette
+    from starlette.concurrency import run_in_threadpool
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, PlainTextResponse
+    from starlette.routing import Route
+
+    from mlops_template.model_io import load_model
+    from mlops_template.serving.schemas import predictions
+
+    model = load_model(model_dir)
+    tag = store.model_tag(model_dir)
+    n_features = len(model.features)
+
+    def answer(rows: np.ndarray) -> list[dict[str, Any]]:
+        return [p.model_dump() for p in predictions(model.predict_proba(rows), model.classes, tag)]
+
+    async def predict(request: Request) -> JSONResponse:
+        try:
+            instances = json.loads(await request.body())["instances"]
+            rows = np.asarray(instances, dtype=np.float32).reshape(len(instances), n_features)
+        except (ValueError, KeyError, TypeError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        # sync model call in the thread pool, as BentoML runs a sync API method
+        return JSONResponse(await run_in_threadpool(answer, rows))
+
+    async def readyz(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    answer(np.zeros((1, n_features), dtype=np.float32))  # first call traces a keras model
+    return Starlette(
+        routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", readyz)]
+    )
+
+
+def serve_bare(model_dir: Path, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        bare_app(model_dir), host="127.0.0.1", port=port, workers=1, access_log=False,
+        log_level="warning",
+    )
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+class Server:
+    """A server subprocess in its own session; `cold_start_s` is process start to /readyz 200."""
+
+    def __init__(self, name: str, command: list[str], cwd: Path, env: dict[str, str], port: int):
+        self.name = name
+        self.url = f"http://127.0.0.1:{port}"
+        self.log = cwd / f"server-{name}.log"
+        self.cold_start_s: float | None = None
+        self._started = time.perf_counter()
+        with open(self.log, "wb") as out:
+            self.process = subprocess.Popen(
+                command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> float:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited before ready:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as response:
+                    if response.status == 200:
+                        self.cold_start_s = time.perf_counter() - self._started
+                        return self.cold_start_s
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready within {timeout:g} s:\n{self.log_tail()}")
+
+    def worker_pid(self) -> int:
+        """The process that serves requests: for `bentoml serve` the (only) worker child."""
+        import psutil
+
+        children = psutil.Process(self.process.pid).children(recursive=True)
+        workers = [c for c in children if "_bentoml_impl.worker" in " ".join(c.cmdline())]
+        return workers[0].pid if len(workers) == 1 else self.process.pid
+
+    def log_tail(self, lines: int = 30) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+    def stop(self) -> None:
+        """SIGTERM the session (graceful), then SIGKILL whatever is left, workers included:
+        BentoML starts its workers in process groups of their own."""
+        import psutil
+
+        try:
+            family = [psutil.Process(self.process.pid), *psutil.Process(self.process.pid)
+                      .children(recursive=True)]
+        except psutil.NoSuchProcess:
+            family = []
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        _, alive = psutil.wait_procs(family, timeout=30)
+        for proc in alive:
+            try:
+                proc.kill()
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(alive, timeout=10)
+        self.process.wait(10)
+
+
+def bentoml_server(name: str, repo: Path, args: Sequence[str] = ()) -> Server:
+    port = free_port()
+    command = store.bentoml_command(
+        "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port),
+        *[part for arg in args for part in ("--arg", arg)],
+    )
+    env = store.bentoml_env(repo / ".bentoml", TF_CPP_MIN_LOG_LEVEL="2")
+    return Server(name, command, repo, env, port)
+
+
+def bare_server(repo: Path) -> Server:
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).resolve()), "--bare-model",
+               str(repo / store.MODEL_DIR), "--bare-port", str(port)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return Server("bare", command, repo, env, port)
+
+
+# --- load with hey -----------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    family: str
+    server: str
+    clients: int
+    rps: float
+    p50_ms: float | None
+    p99_ms: float | None
+    responses: int
+    errors: int  # non-2xx answers + transport errors
+    detail: str  # status codes / error kinds
+    load_avg: float
+    batch_size: float | None = None  # mean merged batch (adaptive batching), from /metrics
+
+
+def hey(url: str, body: Path, clients: int, duration: float) -> str:
+    command = ["hey", "-z", f"{duration:g}s", "-c", str(clients), "-t", "30", "-m", "POST",
+               "-T", "application/json", "-D", str(body), url]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=duration + 90)
+    if done.returncode != 0:
+        raise RuntimeError(f"{shlex.join(command)} failed: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def parse_hey(text: str) -> dict[str, Any]:
+    def seconds(label: str) -> float | None:
+        found = re.search(rf"{label}% in ([0-9.]+) secs", text)
+        return float(found.group(1)) * 1000 if found else None
+
+    rps = re.search(r"Requests/sec:\s+([0-9.]+)", text)
+    codes = {int(c): int(n) for c, n in re.findall(r"\[(\d{3})\]\s+(\d+) responses", text)}
+    errors_section = text.split("Error distribution:", 1)[1] if "Error distribution:" in text else ""
+    transport = re.findall(r"\[(\d+)\]\s+(.+)", errors_section)
+    bad = sum(n for c, n in codes.items() if not 200 <= c < 300)
+    detail = ", ".join(f"{c}: {n}" for c, n in sorted(codes.items()))
+    if transport:
+        detail += "; " + "; ".join(f"{n}x {msg.strip()[:80]}" for n, msg in transport)
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": seconds("50"),
+        "p99": seconds("99"),
+        "responses": sum(codes.values()),
+        "errors": bad + sum(int(n) for n, _ in transport),
+        "detail": detail,
+    }
+
+
+def batch_counters(url: str) -> tuple[float, float]:
+    """(sum, count) of BentoML's adaptive batch size histogram; zeros when not batched."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    except (urllib.error.URLError, OSError):
+        return 0.0, 0.0
+    total = {"sum": 0.0, "count": 0.0}
+    for kind in total:
+        for value in re.findall(
+            rf"^bentoml_service_adaptive_batch_size_{kind}\{{[^}}]*\}} ([0-9.e+]+)$", text, re.M
+        ):
+            total[kind] += float(value)
+    return total["sum"], total["count"]
+
+
+def measure(family: str, server: Server, body: Path, duration: float) -> list[Load]:
+    rows = []
+    for clients in CLIENTS:
+        hey(f"{server.url}/predict", body, clients, min(WARMUP_S, duration))  # warm-up
+        before = batch_counters(server.url)
+        load_avg = os.getloadavg()[0]
+        result = parse_hey(hey(f"{server.url}/predict", body, clients, duration))
+        after = batch_counters(server.url)
+        merged = after[1] - before[1]
+        rows.append(
+            Load(family, server.name, clients, result["rps"], result["p50"], result["p99"],
+                 result["responses"], result["errors"], result["detail"], load_avg,
+                 (after[0] - before[0]) / merged if merged else None)
+        )
+        print(f"  {family} {server.name} c={clients}: {result['rps']:.0f} req/s, "
+              f"p50 {result['p50']} ms, p99 {result['p99']} ms, {result['detail']} "
+              f"(load {load_avg:.2f})", flush=True)
+    return rows
+
+
+# --- the 10 MB body attack ---------------------------------------------------------------------
+
+
+def send_oversized(port: int, body: bytes, chunked: bool, timeout: float = 30) -> int | None:
+    """POST `body` over a raw socket, stop sending as soon as the server answers; the status."""
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        framing = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {len(body)}"
+        sock.sendall(
+            f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Content-Type: application/json\r\n{framing}\r\n\r\n".encode()
+        )
+        view, step = memoryview(body), 64 * 1024
+        try:
+            for start in range(0, len(body), step):
+                if select.select([sock], [], [], 0)[0] or time.monotonic() > deadline:
+                    break  # the server answered (or gave up): stop sending
+                piece = bytes(view[start : start + step])
+                sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+            else:
+                if chunked:
+                    sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+        answer = b""
+        try:
+            while b"\r\n" not in answer and time.monotonic() < deadline:
+                data = sock.recv(65536)
+                if not data:
+                    break
+                answer += data
+        except (ConnectionResetError, TimeoutError):
+            pass
+    found = re.match(rb"HTTP/1\.[01] (\d{3})", answer)
+    return int(found.group(1)) if found else None
+
+
+@dataclass
+class Attack:
+    idle_mb: float
+    peak_mb: float
+    after_mb: float
+    statuses: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    kernel_peak: bool = False  # peak from the kernel's VmHWM, not only 10 ms samples
+
+    @property
+    def delta_mb(self) -> float:
+        return self.peak_mb - self.idle_mb
+
+    @property
+    def all_413(self) -> bool:
+        return self.statuses == {"413": ATTACK_REQUESTS}
+
+
+def body_attack(server: Server) -> Attack:
+    import psutil
+
+    worker = psutil.Process(server.worker_pid())
+    port = int(server.url.rsplit(":", 1)[1])
+    row = json.dumps(ROW).encode()
+    body = b'{"instances": [' + b",".join([row] * (ATTACK_BODY_BYTES // (len(row) + 1))) + b"]}"
+
+    def rss() -> float:
+        return worker.memory_info().rss / 2**20
+
+    def high_water_mb() -> float | None:
+        """The kernel's peak RSS of the worker (VmHWM), exact where sampling can miss."""
+        try:
+            status = Path(f"/proc/{worker.pid}/status").read_text()
+        except OSError:
+            return None
+        found = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        return int(found.group(1)) / 1024 if found else None
+
+    try:  # reset VmHWM to the current RSS (Linux: "5" > clear_refs), so it spans the attack only
+        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
+        hwm_reset = True
+    except OSError:
+        hwm_reset = False
+
+    samples = []
+    for _ in range(5):
+        samples.append(rss())
+        time.sleep(0.1)
+    idle = sorted(samples)[2]  # the median of half a second without traffic
+    peak, stop = [idle], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(rss())
+            time.sleep(0.01)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    statuses: list[int | None] = []
+    lock = threading.Lock()
+    jobs = [i % 2 == 1 for i in range(ATTACK_REQUESTS)]  # alternate Content-Length / chunked
+
+    def attacker() -> None:
+        while True:
+            with lock:
+                if not jobs:
+                    return
+                chunked = jobs.pop()
+            status = send_oversized(port, body, chunked)
+            with lock:
+                statuses.append(status)
+
+    started = time.perf_counter()
+    sampler.start()
+    threads = [threading.Thread(target=attacker, daemon=True) for _ in range(ATTACK_PARALLEL)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(ATTACK_REQUESTS * 35)
+    elapsed = time.perf_counter() - started
+    time.sleep(1.0)
+    stop.set()
+    sampler.join(5)
+    counts: dict[str, int] = {}
+    for status in statuses:
+        counts[str(status)] = counts.get(str(status), 0) + 1
+    hwm = high_water_mb() if hwm_reset else None
+    return Attack(idle, max([*peak, hwm or 0.0]), rss(), counts, elapsed, hwm is not None)
+
+
+# --- one family --------------------------------------------------------------------------------
+
+
+@dataclass
+class FamilyResult:
+    family: str
+    loads: list[Load] = field(default_factory=list)
+    cold_start_s: dict[str, float] = field(default_factory=dict)
+    attack: Attack | None = None
+    unbatched_via: str = ""
+
+
+def unbatched_args(repo: Path) -> tuple[list[str], str]:
+    """How to serve with adaptive batching off: the service's switch when it has one."""
+    if "batching" in config.ServiceArgs.model_fields:
+        return ["batching=false"], "`--arg batching=false`"
+    # Fallback until ServiceArgs has a `batching` switch: this temp copy's service, batching off.
+    service = repo / "src/mlops_template/serving/service.py"
+    text = service.read_text()
+    if text.count("batchable=BATCHED,") != 1:
+        raise RuntimeError("no way to turn batching off: add `batching: bool` to ServiceArgs")
+    service.write_text(text.replace("batchable=BATCHED,", "batchable=False,"))
+    return [], "patched temp copy (batchable=False): the service has no switch yet"
+
+
+def prepare(family: str, where: Path) -> Path:
+    where.mkdir(parents=True)
+    repo = copy_project(where, {"train": {"family": family}})
+    started = time.perf_counter()
+    run(["mlops", "data"], repo)
+    run(["dvc", "repro"], repo)
+    print(f"{family}: pipeline {time.perf_counter() - started:.0f} s", flush=True)
+    return repo
+
+
+def run_server(server: Server, result: FamilyResult, body: Path, duration: float,
+               attack: bool = False) -> None:
+    try:
+        result.cold_start_s[server.name] = server.wait_ready()
+        print(f"  {result.family} {server.name}: ready after {server.cold_start_s:.1f} s",
+              flush=True)
+        result.loads += measure(result.family, server, body, duration)
+        if attack:
+            result.attack = body_attack(server)
+    finally:
+        server.stop()
+
+
+def bench_family(family: str, tmp: Path, duration: float) -> FamilyResult:
+    repo = prepare(family, tmp / family)
+    body = tmp / "one-row.json"
+    body.write_text(json.dumps({"instances": [ROW]}))
+    result = FamilyResult(family)
+    run_server(bentoml_server("bentoml", repo), result, body, duration, attack=True)
+    run_server(bare_server(repo), result, body, duration)
+    if family in config.BATCHED_FAMILIES:
+        args, result.unbatched_via = unbatched_args(repo)
+        run_server(bentoml_server("bentoml-unbatched", repo, args), result, body, duration)
+    return result
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def report(results: list[FamilyResult], command: str, duration: float) -> None:
+    print()
+    print(f"command: `{command}`  ")
+    print(f"hey, {duration:g} s per row after a {WARMUP_S:g} s warm-up, one-row requests, "
+          f"127.0.0.1; bentoml {_version('bentoml')}, {os.cpu_count()} CPUs; "
+          f"load average at the start of each row in the last column  ")
+    print(f"service batching for {', '.join(config.BATCHED_FAMILIES)}: "
+          f"max_batch_size {config.BATCH_MAX_SIZE}, max_latency_ms {config.BATCH_MAX_LATENCY_MS}")
+    print()
+    print("| family | server | clients | req/s | p50 ms | p99 ms | errors | vs bare | "
+          "batched / unbatched | mean batch | load avg |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for res in results:
+        by = {(x.server, x.clients): x for x in res.loads}
+        for x in res.loads:
+            bare = by.get(("bare", x.clients))
+            ratio = f"{x.rps / bare.rps:.2f}" if bare and x.server != "bare" and bare.rps else ""
+            unbatched = by.get(("bentoml-unbatched", x.clients))
+            gain = ""
+            if x.server == "bentoml" and unbatched and unbatched.rps:
+                gain = f"{x.rps / unbatched.rps:.2f}"
+            print(f"| {x.family} | {x.server} | {x.clients} | {x.rps:.0f} | {fmt(x.p50_ms)} | "
+                  f"{fmt(x.p99_ms)} | {x.errors} | {ratio} | {gain} | "
+                  f"{fmt(x.batch_size)} | {x.load_avg:.2f} |")
+    print()
+    print("| family | cold start to /readyz (s) | 10 MB bodies: worker RSS idle / peak / after "
+          "(MB) | peak - idle | answers |")
+    print("| --- | --- | --- | ---: | --- |")
+    for res in results:
+        starts = ", ".join(f"{k} {v:.1f}" for k, v in res.cold_start_s.items())
+        a = res.attack
+        if a is None:
+            print(f"| {res.family} | {starts} | n/a | n/a | n/a |")
+            continue
+        answers = ", ".join(f"{k}: {n}" for k, n in sorted(a.statuses.items()))
+        print(f"| {res.family} | {starts} | {a.idle_mb:.0f} / {a.peak_mb:.0f} / {a.after_mb:.0f} "
+              f"| {a.delta_mb:.0f} MB | {answers} ({a.seconds:.1f} s) |")
+    for res in results:
+        if res.unbatched_via:
+            print(f"\n{res.family} unbatched service: {res.unbatched_via}")
+    print()
+    print("| target | family | measured | result |")
+    print("| --- | --- | --- | --- |")
+    for line in verdicts(results):
+        print(line)
+
+
+def verdicts(results: list[FamilyResult]) -> list[str]:
+    out = []
+
+    def add(target: str, family: str, measured: str, ok: bool) -> None:
+        out.append(f"| {target} | {family} | {measured} | {'PASS' if ok else 'FAIL'} |")
+
+    top = max(CLIENTS)
+    for res in results:
+        by = {(x.server, x.clients): x for x in res.loads}
+        svc, bare = by.get(("bentoml", top)), by.get(("bare", top))
+        if svc and bare:
+            ratio = svc.rps / bare.rps if bare.rps else 0.0
+            errors = sum(x.errors for x in res.loads if x.server == "bentoml")
+            add(f"{top} clients: service >= {TARGET_RATIO_VS_BARE:.0%} of bare, 0 errors",
+                res.family,
+                f"{svc.rps:.0f} / {bare.rps:.0f} req/s = {ratio:.0%}; "
+                f"{errors} errors over all service runs",
+                ratio >= TARGET_RATIO_VS_BARE and errors == 0)
+        unbatched = by.get(("bentoml-unbatched", top))
+        if svc and unbatched:
+            gain = svc.rps / unbatched.rps if unbatched.rps else 0.0
+            add(f"{top} clients: batched >= {TARGET_BATCH_GAIN:g}x unbatched", res.family,
+                f"{svc.rps:.0f} / {unbatched.rps:.0f} req/s = {gain:.2f}x", gain >= TARGET_BATCH_GAIN)
+        for name, seconds in res.cold_start_s.items():
+            if name != "bare":
+                add(f"cold start <= {TARGET_COLD_START_S:g} s", f"{res.family} ({name})",
+                    f"{seconds:.1f} s", seconds <= TARGET_COLD_START_S)
+        if res.attack:
+            a = res.attack
+            add(f"10 MB bodies: worker < {TARGET_MEMORY_MB:g} MB above idle, all 413", res.family,
+                f"+{a.delta_mb:.0f} MB, {a.statuses}",
+                a.delta_mb < TARGET_MEMORY_MB and a.all_413)
+    return out
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    return metadata.version(package)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--families", nargs="+", choices=["sklearn", "keras"],
+                        default=["sklearn", "keras"])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per load run")
+    parser.add_argument("--bare-model", type=Path, help=argparse.SUPPRESS)  # internal: the
+    parser.add_argument("--bare-port", type=int, help=argparse.SUPPRESS)  # ceiling's process
+    args = parser.parse_args()
+    if args.bare_model:
+        serve_bare(args.bare_model, args.bare_port)
+        return 0
+    if shutil.which("hey") is None:
+        print(f"error: {HEY_INSTALL}", file=sys.stderr)
+        return 2
+    if not 1 <= args.duration <= 120:
+        parser.error("--duration must be between 1 and 120 seconds")
+    for name, value in (("BENTOML_DO_NOT_TRACK", "true"), ("DVC_NO_ANALYTICS", "1"),
+                        ("ITERATIVE_DO_NOT_TRACK", "1"), ("TF_CPP_MIN_LOG_LEVEL", "2")):
+        os.environ[name] = value
+    os.environ.pop("BENTOML_HOME", None)  # each temp copy uses its own .bentoml store
+    command = shlex.join(["uv", "run", "--extra", "keras", "python", "benchmarks/serving.py",
+                          *sys.argv[1:]])
+    print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="serving-bench-") as tmp:
+        results = [bench_family(f, Path(tmp), args.duration) for f in args.families]
+    report(results, command, args.duration)
+    print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
