@@ -94,6 +94,8 @@ def bare_app(model_dir: Path) -> Any:
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         # sync model call in the thread pool, as BentoML runs a sync API method
+        if os.environ.get("BARE_INLINE"):
+            return JSONResponse(answer(rows))
         return JSONResponse(await run_in_threadpool(answer, rows))
 
     async def readyz(request: Request) -> PlainTextResponse:

@@ -1,0 +1,191 @@
+"""`mlops release image`: the release's bento as a container image, labelled and pushed.
+
+The .bento file is imported into a fresh, empty BentoML home, so the image holds exactly the
+released file. `bentoml containerize --backend buildx` builds it as <image>:<version> with OCI
+labels that say what it is and where it came from (GHCR links the package to the repository
+through `org.opencontainers.image.source`). With --push, buildx pushes it and writes the pushed
+digest to a metadata file; the digest becomes a step output for the image's attestation.
+Needs Docker with buildx (GitHub's runners, docker/setup-buildx-action) and, to push, a login.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mlops_template.ci import gha
+from mlops_template.errors import UserError
+from mlops_template.release.tags import annotated, commit_of
+from mlops_template.serving import store
+
+LABEL_PREFIX = "mlops-template"
+_PATH_PART = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_IMAGE = re.compile(rf"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?(?:/{_PATH_PART})+$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class ImageResult:
+    name: str  # ghcr.io/owner/repo
+    ref: str  # ghcr.io/owner/repo:v1.2.0
+    digest: str | None  # sha256:... of what was pushed (None when only loaded)
+
+
+def read_bento_info(path: Path) -> dict[str, Any]:
+    """bento.yaml of a .bento archive (name, version, description, labels)."""
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            names = archive.getnames()
+            member = "./bento.yaml" if "./bento.yaml" in names else "bento.yaml"
+            handle = archive.extractfile(member)
+            info = yaml.safe_load(handle.read()) if handle else None
+    except (tarfile.TarError, KeyError, OSError) as exc:
+        raise UserError(
+            f"{path} is not a readable bento archive ({exc})",
+            "rebuild it with `mlops release build`",
+        ) from None
+    if not isinstance(info, dict) or "name" not in info or "version" not in info:
+        raise UserError(f"{path} has no bento.yaml with a name and version", "rebuild it")
+    return info
+
+
+def oci_labels(info: dict[str, Any], version: str, revision: str, source: str) -> dict[str, str]:
+    """OCI annotations (image-spec annotations.md) plus the bento's and model's tags."""
+    bento_labels = info.get("labels") or {}
+    labels = {
+        "org.opencontainers.image.title": str(info["name"]),
+        "org.opencontainers.image.description": str(info.get("description") or "").strip(),
+        "org.opencontainers.image.version": version,
+        "org.opencontainers.image.revision": revision,
+        "org.opencontainers.image.source": source,
+        f"{LABEL_PREFIX}.bento": f"{info['name']}:{info['version']}",
+        f"{LABEL_PREFIX}.model-tag": str(bento_labels.get("model-tag") or ""),
+        f"{LABEL_PREFIX}.model-family": str(bento_labels.get("model-family") or ""),
+    }
+    return {key: value for key, value in labels.items() if value}
+
+
+def check_reference(image: str, version: str) -> str:
+    if not _IMAGE.match(image):
+        raise UserError(
+            f"image name {image!r} is not a valid registry/path name",
+            "use lowercase, e.g. ghcr.io/OWNER/REPO (no tag: --version gives it)",
+        )
+    if not _IMAGE_TAG.match(version):
+        raise UserError(f"{version!r} is not a valid image tag", "use the release version, v1.2.0")
+    return f"{image}:{version}"
+
+
+def containerize_command(
+    bento_tag: str, ref: str, labels: dict[str, str], push: bool, metadata_file: Path
+) -> list[str]:
+    """`bentoml containerize` for buildx: tagged, labelled, pushed (or loaded locally)."""
+    command = store.bentoml_command(
+        "containerize", bento_tag, "--backend", "buildx", "--image-tag", ref
+    )
+    for key, value in labels.items():
+        command += ["--opt", f"label={key}={value}"]
+    command += ["--opt", "push" if push else "load"]
+    command += ["--opt", f"metadata-file={metadata_file}"]
+    return command
+
+
+def read_digest(metadata_file: Path) -> str:
+    """The pushed image's digest from buildx's --metadata-file."""
+    try:
+        digest = json.loads(metadata_file.read_text()).get("containerimage.digest")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        digest = None
+    if not isinstance(digest, str) or not _DIGEST.match(digest):
+        raise UserError(
+            f"buildx reported no image digest in {metadata_file}",
+            "check the containerize output above (is docker buildx set up?)",
+        )
+    return digest
+
+
+def build_image(
+    bento_file: Path, image: str, version: str, revision: str, source: str, push: bool
+) -> ImageResult:
+    from mlops_template.release.smoke import import_bento
+
+    if not bento_file.is_file():
+        raise UserError(f"{bento_file} not found", "build it with `mlops release build`")
+    ref = check_reference(image, version)
+    info = read_bento_info(bento_file)
+    labels = oci_labels(info, version, revision, source)
+    with tempfile.TemporaryDirectory(prefix="mlops-image-") as tmp:
+        home = Path(tmp) / "bentoml"
+        bento_tag = import_bento(bento_file, home)
+        metadata_file = Path(tmp) / "metadata.json"
+        command = containerize_command(bento_tag, ref, labels, push, metadata_file)
+        print("+ " + " ".join(command[1:]), flush=True)
+        done = subprocess.run(command, env=store.bentoml_env(home))
+        if done.returncode != 0:
+            raise UserError(
+                f"`bentoml containerize` failed (exit status {done.returncode})",
+                "see its output above; it needs Docker with buildx, and a registry login to push",
+            )
+        digest = read_digest(metadata_file) if push else None
+    return ImageResult(image, ref, digest)
+
+
+def run(args: argparse.Namespace) -> int:
+    with annotated("mlops release image"):
+        revision = args.revision or commit_of("HEAD")
+        if not revision:
+            raise UserError("no git commit to record", "run in the release's clone or --revision")
+        if not args.source:
+            raise UserError(
+                "no source repository URL for the image",
+                "run in GitHub Actions (GITHUB_REPOSITORY) or pass --source URL",
+            )
+        result = build_image(
+            Path(args.bento), args.image, args.version, revision, args.source, args.push
+        )
+    gha.set_output("name", result.name)
+    gha.set_output("ref", result.ref)
+    gha.set_output("digest", result.digest or "")
+    if result.digest:
+        print(f"pushed {result.ref} ({result.digest})")
+    else:
+        print(f"built {result.ref} (not pushed)")
+    return 0
+
+
+def _default_source() -> str | None:
+    repository = os.environ.get("GITHUB_REPOSITORY")
+    server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
+    return f"{server}/{repository}" if repository else None
+
+
+def register(sub: Any) -> None:
+    parser = sub.add_parser(
+        "image",
+        help="containerize the release bento (bentoml containerize, buildx) and push it",
+        description=__doc__.splitlines()[0],
+    )
+    parser.add_argument("bento", help="the release's .bento file")
+    parser.add_argument(
+        "--image", required=True, help="image name without tag, e.g. ghcr.io/OWNER/REPO"
+    )
+    parser.add_argument("--version", required=True, help="image tag: the release version")
+    parser.add_argument("--push", action="store_true", help="push (default: load it locally)")
+    parser.add_argument("--revision", help="git commit for the labels (default: HEAD)")
+    parser.add_argument(
+        "--source",
+        default=_default_source(),
+        help="repository URL for the labels (default: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY)",
+    )
+    parser.set_defaults(func=run)
