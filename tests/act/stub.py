@@ -1,4 +1,5 @@
-"""Stand-ins for what cannot run on this machine: GitHub's remote actions and API, CML, npm.
+"""Stand-ins for what cannot run on this machine: GitHub's remote actions and API, CML, npm,
+Docker (buildx) and the release actions (attest, docker login, setup-buildx).
 
 Used by tests/act_harness.py: the stub actions in tests/act/actions/ and the executables in
 tests/act/bin/ call `python3 stub.py <kind> [args...]`. Every call is appended to
@@ -9,8 +10,11 @@ their files under $ACT_STUB_DIR, a folder the test owns.
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -132,6 +136,8 @@ def cml(argv: list[str]) -> int:
 def gh(argv: list[str]) -> int:
     """`gh api repos/O/R/pulls/N`: answers from $ACT_STUB_DIR/gh/<path with / as _>.json."""
     log("gh", argv=argv, token=bool(os.environ.get("GH_TOKEN")))
+    if argv[:2] == ["release", "create"]:
+        return gh_release_create(argv[2:])
     if argv[:1] == ["api"] and len(argv) >= 2:
         answer = STUB_DIR / "gh" / (argv[1].replace("/", "_") + ".json")
         if answer.is_file():
@@ -139,6 +145,115 @@ def gh(argv: list[str]) -> int:
             return 0
     print("gh: Not Found (HTTP 404)", file=sys.stderr)
     return 1
+
+
+# `gh release create` flags that take a value; the other flags are switches.
+_GH_RELEASE_VALUE_FLAGS = {
+    "--repo",
+    "-R",
+    "--title",
+    "-t",
+    "--notes",
+    "-n",
+    "--notes-file",
+    "-F",
+    "--target",
+    "--discussion-category",
+    "--notes-start-tag",
+}
+
+
+def gh_release_create(args: list[str]) -> int:
+    """`gh release create TAG FILES... [flags]`: keeps a copy of the files the release would get
+    in $ACT_STUB_DIR/releases/<TAG>/ (the call itself is already recorded)."""
+    positional, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in _GH_RELEASE_VALUE_FLAGS:
+            skip = True
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    tag, files = positional[0], positional[1:]
+    dest = STUB_DIR / "releases" / tag
+    dest.mkdir(parents=True)  # a second release of the same tag fails, as on GitHub
+    for name in files:
+        shutil.copy2(name, dest / Path(name).name)
+    print(f"https://github.com/acme/digits/releases/tag/{tag}")
+    return 0
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def attest() -> int:
+    """actions/attest: records the subjects, with each file's SHA256 for subject-path."""
+    args = inputs()
+    token = args.pop("github-token", "")
+    files = {}
+    for pattern in re.split(r"[,\n]", args.get("subject-path", "")):
+        for match in sorted(glob.glob(pattern.strip())) if pattern.strip() else []:
+            if Path(match).is_file():
+                files[match] = _sha256(Path(match))
+    log("attest", inputs=args, token_given=bool(token), files=files)
+    output("attestation-id", "1")
+    return 0
+
+
+def docker_login() -> int:
+    args = inputs()
+    password = args.pop("password", "")
+    log("docker-login", inputs=args, password_given=bool(password))
+    return 0
+
+
+def setup_buildx() -> int:
+    log("setup-buildx", inputs=inputs())
+    return 0
+
+
+def _flag_values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+
+
+def docker(argv: list[str]) -> int:
+    """`docker` as `bentoml containerize --backend buildx` calls it: the version checks, then
+    `buildx build`, whose argv, Dockerfile and build context are recorded; a pushed build gets
+    a fake digest (of the Dockerfile and tags) in its --metadata-file, as buildx writes it."""
+    if argv[:2] == ["version", "--format"]:
+        print('"29.1.0"')
+        return 0
+    if argv == ["buildx", "--help"]:
+        print("Usage:  docker buildx [OPTIONS] COMMAND\n  --builder string   Override the builder")
+        return 0
+    if argv == ["buildx", "version"]:
+        print("github.com/docker/buildx v0.30.1 stub")
+        return 0
+    if argv[:2] != ["buildx", "build"]:
+        log("docker", argv=argv)
+        print(f"docker stub: unsupported command {argv}", file=sys.stderr)
+        return 1
+    context = Path(argv[-1])
+    dockerfile = Path(_flag_values(argv, "--file")[0])
+    text = dockerfile.read_text(encoding="utf-8")
+    files = sorted(p.relative_to(context).as_posix() for p in context.rglob("*") if p.is_file())
+    tags = _flag_values(argv, "--tag")
+    digest = "sha256:" + hashlib.sha256((text + "\n".join(tags)).encode()).hexdigest()
+    for metadata in _flag_values(argv, "--metadata-file"):
+        Path(metadata).write_text(
+            json.dumps({"containerimage.digest": digest, "image.name": ",".join(tags)})
+        )
+    pushed = "--push" in argv
+    log(
+        "docker",
+        argv=argv,
+        context=str(context),
+        dockerfile=text,
+        files=files,
+        digest=digest if pushed else None,
+    )
+    return 0
 
 
 def npm(argv: list[str]) -> int:
@@ -155,10 +270,13 @@ def main() -> int:
         "setup-uv": setup_uv,
         "upload-artifact": upload_artifact,
         "download-artifact": download_artifact,
+        "attest": attest,
+        "docker-login": docker_login,
+        "setup-buildx": setup_buildx,
     }
     if kind in handlers:
         return handlers[kind]()
-    return {"cml": cml, "gh": gh, "npm": npm}[kind](argv)
+    return {"cml": cml, "gh": gh, "npm": npm, "docker": docker}[kind](argv)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ build      bento of the packaged, accepted model named by the tag: DIR/<name>-<v
 smoke      serve that bento on 127.0.0.1 and check it against the offline model
 card       MODEL_CARD.md: data hash, params, metrics vs the previous release, verdict, lineage
 checksums  SHA256SUMS of the release assets (`sha256sum -c` compatible)
+tag        check a release tag (format, on main) and find the previous release (tags.py)
+reproduced fail unless CI reproduced the committed results (verify.py)
+gate       the acceptance gate against the previous release (verify.py)
+image      containerize the bento and push it (image.py)
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_template.errors import UserError
+from mlops_template.release import image, tags, verify
 from mlops_template.serving import store
 
 
@@ -158,3 +163,6 @@ def register(sub: Any) -> None:
     checksums.add_argument("directory", type=Path, help="the release assets directory")
     checksums.add_argument("--name", default="SHA256SUMS", help="file name (default: %(default)s)")
     checksums.set_defaults(func=run_checksums)
+
+    for module in (tags, verify, image):  # the release workflow's other steps
+        module.register(steps)

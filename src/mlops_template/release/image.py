@@ -43,21 +43,30 @@ class ImageResult:
 
 
 def read_bento_info(path: Path) -> dict[str, Any]:
-    """bento.yaml of a .bento archive (name, version, description, labels)."""
+    """bento.yaml of a .bento archive (name, version, labels), with the bento's description
+    (BentoML keeps the bentofile's `description` as the archive's README.md)."""
     try:
         with tarfile.open(path, "r:*") as archive:
-            names = archive.getnames()
-            member = "./bento.yaml" if "./bento.yaml" in names else "bento.yaml"
-            handle = archive.extractfile(member)
-            info = yaml.safe_load(handle.read()) if handle else None
-    except (tarfile.TarError, KeyError, OSError) as exc:
+            info = yaml.safe_load(_member_text(archive, "bento.yaml") or "null")
+            readme = _member_text(archive, "README.md")
+    except (tarfile.TarError, OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UserError(
             f"{path} is not a readable bento archive ({exc})",
             "rebuild it with `mlops release build`",
         ) from None
     if not isinstance(info, dict) or "name" not in info or "version" not in info:
         raise UserError(f"{path} has no bento.yaml with a name and version", "rebuild it")
-    return info
+    return {**info, "description": (readme or "").strip()}
+
+
+def _member_text(archive: tarfile.TarFile, name: str) -> str | None:
+    for candidate in (f"./{name}", name):
+        try:
+            handle = archive.extractfile(candidate)
+        except KeyError:
+            continue
+        return handle.read().decode("utf-8") if handle else None
+    return None
 
 
 def oci_labels(info: dict[str, Any], version: str, revision: str, source: str) -> dict[str, str]:
@@ -65,7 +74,7 @@ def oci_labels(info: dict[str, Any], version: str, revision: str, source: str) -
     bento_labels = info.get("labels") or {}
     labels = {
         "org.opencontainers.image.title": str(info["name"]),
-        "org.opencontainers.image.description": str(info.get("description") or "").strip(),
+        "org.opencontainers.image.description": _first_line(info.get("description")),
         "org.opencontainers.image.version": version,
         "org.opencontainers.image.revision": revision,
         "org.opencontainers.image.source": source,
@@ -74,6 +83,12 @@ def oci_labels(info: dict[str, Any], version: str, revision: str, source: str) -
         f"{LABEL_PREFIX}.model-family": str(bento_labels.get("model-family") or ""),
     }
     return {key: value for key, value in labels.items() if value}
+
+
+def _first_line(text: Any, limit: int = 512) -> str:
+    """One line for the description label (GHCR shows at most 512 characters)."""
+    lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
+    return lines[0][:limit] if lines else ""
 
 
 def check_reference(image: str, version: str) -> str:

@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     with annotated("mlops release tag"):
         if not args.tag:
             raise UserError("no tag given", "pass the tag, or run on a tag push (GITHUB_REF_NAME)")
-        checked = check_release(args.tag, args.repository or "", args.branch)
+        checked = check_release(args.tag, args.repository or "", args.branch or DEFAULT_BRANCH)
     release, previous = checked.release, checked.previous
     outputs = {
         "tag": release.tag,
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     for key, value in outputs.items():
         gha.set_output(key, value)
     print(f"release {release.tag}: version {release.version}, commit {checked.commit}")
-    print(f"on {args.branch}: yes")
+    print(f"on {args.branch or DEFAULT_BRANCH}: yes")
     print(f"previous release: {previous.tag if previous else 'none (first release)'}")
     print(f"image: {checked.image}:{release.version}")
     return 0

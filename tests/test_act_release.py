@@ -1,0 +1,208 @@
+"""The real release workflow, run by act on a throwaway fork of the template, for two tags.
+
+main: the template (scikit-learn family), reproduced and committed; a maintainer's clone tags it.
+(a) `v1.0.0`, the first release: CI reproduces the pipeline with no cache, gates on the value
+    bounds only, builds and smoke-tests the bento, and hands the release exactly the bento, the
+    model card, the gate verdict and SHA256SUMS (which `sha256sum -c` verifies), attested; the
+    image job containerizes that bento for ghcr.io/acme/digits:v1.0.0 with its labels, pushes
+    it, and attests the digest buildx reported.
+(b) `v1.1.0` on a later commit of main that tightened the gate (accuracy min 0.999) without
+    changing the model: CI reproduces the committed metrics, the gate against v1.0.0 rejects
+    them and names the rule, and nothing is released or pushed.
+Remote actions, `gh` and `docker` are stand-ins (tests/act_harness.py, tests/act/stub.py);
+git, DVC, the pipeline, BentoML (build, serve, containerize) and the workflow file are real.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from act_harness import (
+    STUB_ACTIONS,
+    ActRun,
+    clone,
+    event_payload,
+    git,
+    run_workflow,
+    template_repo,
+)
+from project import SKLEARN_FAST, set_params
+
+from mlops_template.serving import store
+
+pytestmark = pytest.mark.slow
+
+RELEASE_STUBS = {
+    "actions/attest": STUB_ACTIONS / "attest",
+    "docker/login-action": STUB_ACTIONS / "docker-login",
+    "docker/setup-buildx-action": STUB_ACTIONS / "setup-buildx",
+}
+BENTO = "digits-classifier-v1.0.0.bento"
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("act-release")
+
+
+@pytest.fixture(scope="module")
+def main_repo(work: Path) -> Path:
+    return template_repo(work / "main", params=SKLEARN_FAST)
+
+
+@pytest.fixture(scope="module")
+def maintainer(work: Path, main_repo: Path) -> Path:
+    """The maintainer's clone (origin/main is main), with no DVC cache and no data."""
+    return clone(main_repo, work / "maintainer")
+
+
+def release(repo: Path, tag: str, work: Path) -> tuple[ActRun, str]:
+    """Tag origin/main, check the tag out as actions/checkout would, run release.yml for it."""
+    git(repo, "tag", "-a", tag, "-m", f"Release {tag}", "origin/main")
+    git(repo, "checkout", "-q", tag)
+    sha = git(repo, "rev-parse", "HEAD")
+    payload = event_payload("push_tag", ref=f"refs/tags/{tag}", sha=sha)
+    run = run_workflow(repo, "release.yml", "push", payload, work, stubs=RELEASE_STUBS)
+    return run, sha
+
+
+@pytest.fixture(scope="module")
+def first(work: Path, maintainer: Path) -> dict[str, Any]:
+    run, sha = release(maintainer, "v1.0.0", work / "run-v1.0.0")
+    return {"run": run, "sha": sha}
+
+
+def released_files(run: ActRun, tag: str) -> Path:
+    return run.stub_dir / "releases" / tag
+
+
+def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
+    first: dict[str, Any], main_repo: Path
+) -> None:
+    run: ActRun = first["run"]
+    assert run.returncode == 0, run.log[-6000:]
+    assert "previous release: none (first release)" in run.log
+    assert "reproducible: committed metrics reproduced in CI" in run.log
+    assert "smoke test passed" in run.log and "450/450 labels agree" in run.log
+    # No cache anywhere: uv's is off, the DVC cache is never restored, the model is retrained.
+    assert run.calls_of("cache") == [] and run.calls_of("cache-restore") == []
+    assert {c["inputs"]["enable-cache"] for c in run.calls_of("setup-uv")} == {"false"}
+    assert "Running stage 'train'" in run.log
+
+    (gh,) = run.calls_of("gh")
+    assert gh["token"] is True
+    assert gh["argv"][:3] == ["release", "create", "v1.0.0"]
+    assert gh["argv"][-7:] == [
+        "--repo",
+        "acme/digits",
+        "--verify-tag",
+        "--title",
+        "v1.0.0",
+        "--notes-file",
+        "dist/MODEL_CARD.md",
+    ]
+    assets = released_files(run, "v1.0.0")
+    names = {p.name for p in assets.iterdir()}
+    assert names == {BENTO, "MODEL_CARD.md", "gate-verdict.json", "SHA256SUMS"}
+    check = subprocess.run(
+        ["sha256sum", "-c", "SHA256SUMS"], cwd=assets, capture_output=True, text=True
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert sorted(check.stdout.split("\n")[:-1]) == sorted(
+        f"{name}: OK" for name in names - {"SHA256SUMS"}
+    )
+
+    card = (assets / "MODEL_CARD.md").read_text()
+    data_md5 = yaml.safe_load((main_repo / "data.dvc").read_text())["outs"][0]["md5"]
+    assert "# Model card: digits-model v1.0.0" in card
+    assert f"`{data_md5}`" in card
+    assert f"`{first['sha']}`" in card  # the release commit
+    assert "No previous release to compare with." in card
+    verdict = yaml.safe_load((assets / "gate-verdict.json").read_text())
+    assert verdict["accepted"] is True and verdict["baseline"]["source"] is None
+
+    assert sorted(gh["argv"][3:-7]) == sorted(f"dist/{name}" for name in names)
+
+    attest_files, _ = run.calls_of("attest")  # then the image's (below)
+    hashes = {f"dist/{p.name}": sha256(p) for p in assets.iterdir()}
+    assert attest_files["files"] == hashes  # exactly the released bytes
+    assert attest_files["token_given"] is True
+
+
+def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
+    first: dict[str, Any], main_repo: Path
+) -> None:
+    run: ActRun = first["run"]
+    assert run.returncode == 0, run.log[-6000:]
+    (login,) = run.calls_of("docker-login")
+    assert login["inputs"]["registry"] == "ghcr.io" and login["password_given"] is True
+    assert len(run.calls_of("setup-buildx")) == 1
+
+    (build,) = run.calls_of("docker")
+    argv = build["argv"]
+    assert argv[:3] == ["buildx", "build", "--push"]
+    assert "--load" not in argv
+    assert values(argv, "--tag") == ["ghcr.io/acme/digits:v1.0.0"]
+    packaged = store.read_bentomodel(main_repo / store.BENTOMODEL_FILE)
+    labels = dict(label.split("=", 1) for label in values(argv, "--label"))
+    assert labels == {
+        "org.opencontainers.image.title": "digits-classifier",
+        "org.opencontainers.image.description": (
+            "Handwritten digit classifier (8x8 images) packaged by the mlops-template release."
+        ),
+        "org.opencontainers.image.version": "v1.0.0",
+        "org.opencontainers.image.revision": first["sha"],
+        "org.opencontainers.image.source": "https://github.com/acme/digits",
+        "mlops-template.bento": "digits-classifier:v1.0.0",
+        "mlops-template.model-tag": packaged["tag"],
+        "mlops-template.model-family": "sklearn",
+    }
+    model_name, model_version = packaged["tag"].split(":")
+    assert f"models/{model_name}/{model_version}/model.joblib" in build["files"]
+    assert "bento.yaml" in build["files"]
+    assert "tensorflow" not in build["dockerfile"].lower()
+
+    _, attest_image = run.calls_of("attest")
+    assert attest_image["inputs"]["subject-name"] == "ghcr.io/acme/digits"
+    assert attest_image["inputs"]["subject-digest"] == build["digest"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", build["digest"])
+    assert attest_image["inputs"]["push-to-registry"] == "true"
+    assert attest_image["inputs"]["create-storage-record"] == "false"
+    assert attest_image["files"] == {}
+
+
+def test_b_a_tag_whose_model_fails_the_gate_is_not_released(
+    work: Path, main_repo: Path, maintainer: Path, first: dict[str, Any]
+) -> None:
+    assert first["run"].returncode == 0  # v1.0.0 exists: the baseline
+    set_params(main_repo, {"gate": {"rules": {"accuracy": {"min": 0.999}}}})
+    git(main_repo, "commit", "-q", "-am", "Demand 99.9% accuracy (no dvc repro)")
+    git(maintainer, "fetch", "-q", str(main_repo), "+refs/heads/main:refs/remotes/origin/main")
+
+    run, _ = release(maintainer, "v1.1.0", work / "run-v1.1.0")
+
+    assert run.returncode != 0
+    assert "previous release: v1.0.0" in run.log
+    assert run.step_succeeded("Require that CI reproduced the committed results"), run.log[-6000:]
+    assert run.step_failed("Gate against the previous release"), run.log[-6000:]
+    assert "(baseline: git:v1.0.0)" in run.log
+    failed_rule = r"::error title=Acceptance gate::accuracy \S+ is below the minimum 0\.999"
+    assert re.search(failed_rule, run.log), run.log[-6000:]
+    assert run.calls_of("gh") == []
+    assert not (run.stub_dir / "releases").exists()
+    assert run.calls_of("attest") == [] and run.calls_of("docker") == []
+    assert run.calls_of("upload-artifact") == []
+
+
+def values(argv: list[str], flag: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

@@ -1,0 +1,140 @@
+"""`mlops release reproduced` and `mlops release gate`: the release's two refusals, for real
+files and a real git repository (the previous release is a tag)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlops_template.cli import main
+from mlops_template.release.verify import reproduction_problems
+
+REPRODUCED = {"lock_up_to_date": True, "metrics_reproduced": True, "tolerance": 0.005, "notes": []}
+
+
+@pytest.mark.parametrize(
+    ("lock_up_to_date", "metrics_reproduced", "ok"),
+    [
+        (True, True, True),
+        (False, True, True),  # e.g. a code change that leaves the results as committed
+        (True, None, True),  # nothing to compare with, but nothing stale either
+        (False, None, False),
+        (True, False, False),  # CI computes other numbers than the committed ones
+        (False, False, False),
+    ],
+)
+def test_reproduction_verdicts(lock_up_to_date: bool, metrics_reproduced: Any, ok: bool) -> None:
+    record = {
+        **REPRODUCED,
+        "lock_up_to_date": lock_up_to_date,
+        "metrics_reproduced": metrics_reproduced,
+        "notes": ["largest difference: accuracy committed 0.99 vs. CI 0.97"],
+    }
+    problems = reproduction_problems(record)
+    assert (problems == []) is ok
+    if metrics_reproduced is False:
+        assert problems[0].startswith("CI did not reproduce the committed metrics/quality.json")
+        assert "largest difference: accuracy" in problems[1]
+
+
+def test_reproduced_command_fails_with_annotations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    record = tmp_path / "repro.json"
+    record.write_text(json.dumps(REPRODUCED))
+    assert main(["release", "reproduced", "--file", str(record)]) == 0
+    assert "reproducible: committed metrics reproduced in CI" in capsys.readouterr().out
+
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    record.write_text(json.dumps({**REPRODUCED, "metrics_reproduced": False}))
+    assert main(["release", "reproduced", "--file", str(record)]) == 1
+    out = capsys.readouterr().out
+    assert "::error title=Not reproducible::CI did not reproduce" in out
+    assert "no release: run `dvc repro` on main" in out
+
+
+def test_reproduced_command_without_a_record_says_what_to_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    assert main(["release", "reproduced", "--file", str(tmp_path / "missing.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json not found" in err and "fix: run the repro action" in err
+
+
+# --------------------------------------------------------------------------- the gate
+
+RULES = {
+    "accuracy": {"direction": "higher", "min": 0.9, "max_regression": 0.01},
+    "latency.single_p95_ms": {"direction": "lower", "max": 100},
+}
+SERVING = {"latency": {"single_p95_ms": 3.0}}
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True)
+
+
+def write_metrics(repo: Path, accuracy: float) -> None:
+    (repo / "metrics").mkdir(exist_ok=True)
+    (repo / "metrics" / "quality.json").write_text(json.dumps({"accuracy": accuracy}))
+    (repo / "metrics" / "serving.json").write_text(json.dumps(SERVING))
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The project's params.yaml with small rules; v1.0.0 released with accuracy 0.95."""
+    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    params["gate"]["rules"] = RULES
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    write_metrics(tmp_path, 0.95)
+    git(tmp_path, "init", "-q", "-b", "main")
+    git(tmp_path, "add", "-A")
+    git(tmp_path, "commit", "-q", "-m", "v1")
+    git(tmp_path, "tag", "v1.0.0")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def verdict(repo: Path) -> dict[str, Any]:
+    return json.loads((repo / "dist" / "gate-verdict.json").read_text())
+
+
+def test_the_gate_compares_with_the_previous_release(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    write_metrics(repo, 0.935)  # within the bounds, but 0.015 worse than v1.0.0
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    assert main(["release", "gate", "--previous", "v1.0.0"]) == 1
+    out = capsys.readouterr().out
+    assert "(baseline: git:v1.0.0)" in out
+    assert "::error title=Acceptance gate::accuracy got worse by 0.015" in out
+    recorded = verdict(repo)
+    assert recorded["accepted"] is False
+    assert recorded["baseline"] == {"source": "git:v1.0.0", "available": True}
+
+    write_metrics(repo, 0.945)
+    assert main(["release", "gate", "--previous", "v1.0.0"]) == 0
+    assert verdict(repo)["accepted"] is True
+
+
+def test_the_first_release_gets_the_value_bounds_only(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    outputs = tmp_path / "outputs"
+    outputs.write_text("")
+    monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
+    write_metrics(repo, 0.91)  # far below v1.0.0, but there is no previous release
+    assert main(["release", "gate", "--previous", ""]) == 0
+    recorded = verdict(repo)
+    assert recorded["accepted"] is True and recorded["baseline"]["source"] is None
+    assert "accepted<<" in outputs.read_text() and "\ntrue\n" in outputs.read_text()
+
+    write_metrics(repo, 0.85)
+    assert main(["release", "gate"]) == 1
+    assert "accuracy 0.85 is below the minimum 0.9" in capsys.readouterr().out
+    assert verdict(repo)["reasons"] == ["accuracy 0.85 is below the minimum 0.9"]
