@@ -159,3 +159,19 @@ def test_the_card_cli_reads_the_packaged_model_and_the_previous_tag(tmp_path_fac
 
     missing = mlops(root, "release", "card", "--out", "x.md", "--previous-metrics", "nope.json")
     assert missing.returncode == 2 and "nope.json not found" in missing.stderr
+
+
+def test_the_card_shows_the_release_verdict_when_given():
+    release_verdict = {
+        "accepted": True,
+        "summary": "accepted: 2 rules passed against git:v1.1.0",
+        "reasons": [],
+        "rules": [],
+    }
+    card = render_card(
+        PACKAGED, "v1.2.0", None, None, None, None, commit="c", verdict=release_verdict
+    )
+    assert "accepted: 2 rules passed against git:v1.1.0" in card
+    packaged = render_card(PACKAGED, "v1.2.0", None, None, None, None, commit="c")
+    assert "| accepted: 2 rules passed |" in packaged
+    assert "| accepted: 2 rules passed |" not in card  # not the packaging-time verdict

@@ -86,9 +86,13 @@ def render_card(
     lock: dict[str, Any] | None = None,
     data_summary: dict[str, Any] | None = None,
     commit: str | None = None,
+    verdict: dict[str, Any] | None = None,
 ) -> str:
+    """`verdict`: the release's own gate verdict (against the previous release); without it,
+    the verdict recorded when the model was packaged."""
     record = packaged["provenance"]
-    model, gate, params = record["model"], record["gate"], record["params"]
+    model, params = record["model"], record["params"]
+    gate = verdict or record["gate"]
     title = f"# Model card: {model['name']}" + (f" {version}" if version else "")
     verdict = "accepted" if gate.get("accepted") else "NOT accepted"
     n_features = len(model["features"])
@@ -199,11 +203,16 @@ def write_card(
     version: str | None = None,
     previous_metrics: Path | None = None,
     previous_rev: str | None = None,
+    verdict: Path | None = None,
 ) -> Path:
     packaged = store.read_bentomodel(bentomodel)
+    release_verdict = json.loads(verdict.read_text()) if verdict else None
     previous, source = load_previous(previous_metrics, previous_rev)
     lock = yaml.safe_load(DVC_LOCK.read_text()) if DVC_LOCK.exists() else None
     summary = json.loads(DATA_SUMMARY.read_text()) if DATA_SUMMARY.exists() else None
-    write_text_atomic(out, render_card(packaged, version, previous, source, lock, summary))
+    write_text_atomic(
+        out,
+        render_card(packaged, version, previous, source, lock, summary, verdict=release_verdict),
+    )
     out.chmod(0o644)  # a release asset, for everyone to read
     return out

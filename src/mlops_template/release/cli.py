@@ -89,6 +89,7 @@ def run_card(args: argparse.Namespace) -> int:
         version=args.version,
         previous_metrics=args.previous_metrics,
         previous_rev=args.previous_rev,
+        verdict=args.verdict,
     )
     print(f"model card written to {out}")
     return 0
@@ -155,6 +156,9 @@ def register(sub: Any) -> None:
     )
     previous.add_argument(
         "--previous-rev", help="git revision of the previous release (reads its quality metrics)"
+    )
+    card.add_argument(
+        "--verdict", type=Path, help="the release's gate verdict (default: the packaged one)"
     )
     _bentomodel_option(card)
     card.set_defaults(func=run_card)
