@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,3 +32,19 @@ def write_json(path: Path | str, data: Any, *, strict: bool = False) -> None:
     """
     text = json.dumps(data, indent=2, sort_keys=True, allow_nan=not strict)
     write_text_atomic(path, text + "\n")
+
+
+def export_atomically(target: Path | str, export: Callable[[str], str]) -> Path:
+    """Let `export(absolute temp path) -> written path` write beside the target, then rename.
+
+    For exporters that write a whole file themselves (`bentoml export`); the path handed over
+    is absolute because BentoML writes relative export paths to `/`.
+    """
+    target = Path(target).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        os.replace(export(str(tmp_dir / target.name)), target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return target

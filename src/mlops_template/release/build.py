@@ -10,9 +10,7 @@ DIR/<name>-<version>.bento (an absolute path: BentoML writes relative ones to `/
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from typing import Any
 import yaml
 
 from mlops_template.errors import UserError
+from mlops_template.files import export_atomically
 from mlops_template.serving import store
 
 _BARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -124,18 +123,10 @@ def bentoml_build(bentofile: Path, version: str, context: Path) -> str:
 
 
 def export_bento(tag: str, target: Path) -> Path:
-    """Export to a temp name beside the target, then rename: no half-written .bento."""
+    """Export the bento to `target` with no half-written .bento on failure."""
     import bentoml
 
-    target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        exported = bentoml.bentos.export_bento(tag, str(tmp_dir / target.name))
-        os.replace(exported, target)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return target
+    return export_atomically(target, lambda path: bentoml.bentos.export_bento(tag, path))
 
 
 def build_release(

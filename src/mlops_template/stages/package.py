@@ -19,13 +19,12 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlops_template import model_io
 from mlops_template.errors import UserError
-from mlops_template.files import write_json
+from mlops_template.files import export_atomically, write_json
 from mlops_template.params import load_raw
 from mlops_template.serving import store
 
@@ -171,22 +170,11 @@ def save_to_store(tag: str, record: dict[str, Any]) -> Any:
     return bentoml.models.get(tag)
 
 
-def export_atomically(tag: str, target: Path = store.BENTOMODEL_FILE) -> Path:
-    """`bentoml export` into a temp file beside the target, then rename it into place.
-
-    BentoML writes relative export paths to `/`, so the path handed over is absolute.
-    """
+def export_bentomodel(tag: str, target: Path = store.BENTOMODEL_FILE) -> Path:
+    """`bentoml export` of the model, with no half-written file on failure."""
     import bentoml
 
-    target = target.resolve()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        exported = bentoml.models.export_model(tag, str(tmp_dir / target.name))
-        os.replace(exported, target)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return target
+    return export_atomically(target, lambda path: bentoml.models.export_model(tag, path))
 
 
 def package() -> dict[str, Any]:
@@ -195,7 +183,7 @@ def package() -> dict[str, Any]:
     record = provenance_record(verdict)
     tag = f"{store.MODEL_NAME}:{record['model']['version']}"
     save_to_store(tag, record)
-    export_atomically(tag)
+    export_bentomodel(tag)
     return {"tag": tag, "file": str(store.BENTOMODEL_FILE), "family": record["model"]["family"]}
 
 
