@@ -102,18 +102,6 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
-def project_files(root: Path = ROOT) -> list[str]:
-    """The project's files as a commit would hold them: tracked, plus new ones not ignored."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split("\0")
-    return sorted({rel for rel in listed if rel and (root / rel).is_file()})
-
-
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ without the project's venv, outer CI variables or user config."""
     env = {
@@ -166,20 +154,11 @@ def template_repo(
     `reproduce`, the repo gets its own locked environment, the data, a real `dvc repro`, and a
     second commit with dvc.lock and the results, as the template's maintainers commit them.
     """
-    from project import set_params  # tests/project.py (pytest puts tests/ on sys.path)
+    from project import copy_project  # tests/project.py (pytest puts tests/ on sys.path)
 
     dest.mkdir(parents=True, exist_ok=True)
-    for rel in project_files():
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
-    for rel, text in (overrides or {}).items():
-        (dest / rel).write_text(text)
-    if params:
-        set_params(dest, dict(params))
-    git(dest, "init", "-q", "-b", "main")
+    copy_project(dest, dict(params or {}), dict(overrides or {}))
     git(dest, "remote", "add", "origin", f"https://github.com/{REPO_SLUG}.git")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-q", "-m", "template")
     if reproduce:
         run_in(dest, ["uv", "sync", "--locked", "--no-dev", "--quiet"])
         run_in(dest, ["mlops", "data"])

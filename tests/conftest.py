@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 os.environ.update(
     {
         "BENTOML_DO_NOT_TRACK": "true",
         "DVC_NO_ANALYTICS": "1",
         "ITERATIVE_DO_NOT_TRACK": "1",
         "TF_CPP_MIN_LOG_LEVEL": "2",
+        # Commits made by tests (module fixtures included) never depend on, or touch, the
+        # machine's git configuration.
+        "GIT_AUTHOR_NAME": "Template Tests",
+        "GIT_AUTHOR_EMAIL": "tests@example.invalid",
+        "GIT_COMMITTER_NAME": "Template Tests",
+        "GIT_COMMITTER_EMAIL": "tests@example.invalid",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_CONFIG_NOSYSTEM": "1",
     }
 )
-
-
-@pytest.fixture(autouse=True)
-def _isolated_git(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Commits made by tests never depend on (or touch) the machine's git configuration."""
-    for role in ("AUTHOR", "COMMITTER"):
-        monkeypatch.setenv(f"GIT_{role}_NAME", "Template Tests")
-        monkeypatch.setenv(f"GIT_{role}_EMAIL", "tests@example.invalid")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")

@@ -22,19 +22,44 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return done
 
 
-def copy_project(dest: Path, params: dict | None = None) -> Path:
-    """A fresh git repo holding the project's tracked files (not its outputs), one commit.
+# What `make run` commits on the defaults: a copy made to try another family or other rules
+# starts without them, as a fresh fork would, so the gate has no baseline from the keras run.
+RESULTS = ("artifacts/", "dvc.lock", "dvclive/", "metrics/", "plots/", "reports/")
 
-    `params` is deep-merged into params.yaml before the commit.
-    """
-    files = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+
+def project_files(root: Path = REPO, with_results: bool = False) -> list[str]:
+    """The project's files as a commit would hold them: tracked, plus new ones not ignored."""
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
+    return sorted(
+        rel
+        for rel in set(listed)
+        if rel
+        and (root / rel).is_file()
+        and (with_results or not any(rel == r or rel.startswith(r) for r in RESULTS))
+    )
+
+
+def copy_project(
+    dest: Path,
+    params: dict | None = None,
+    overrides: dict[str, str] | None = None,
+    with_results: bool = False,
+) -> Path:
+    """A fresh git repo on `main` holding the project's files (not its outputs), one commit.
+
+    `params` is deep-merged into params.yaml; `overrides` replaces files (path -> text).
+    """
+    for rel in project_files(with_results=with_results):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / rel, dest / rel)
+    for rel, text in (overrides or {}).items():
+        (dest / rel).write_text(text)
     if params:
         set_params(dest, params)
     for cmd in (

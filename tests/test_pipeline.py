@@ -69,7 +69,7 @@ def test_unmeetable_gate_blocks_packaging(tmp_path: Path) -> None:
     assert verdict["accepted"] is False
     assert any("accuracy" in reason and "0.9999" in reason for reason in verdict["reasons"])
     assert "accuracy" in failed.stdout + failed.stderr
-    assert not (repo / "artifacts/bento").exists()
+    assert not (repo / "artifacts/bento/model.bentomodel").exists()
 
 
 def test_corrupt_data_stops_at_validate(tmp_path: Path) -> None:
