@@ -10,6 +10,8 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 UV_VERSION := 0.13.9
 # uv from PATH, else a private copy bootstrapped from PyPI into .uv/ (needs only python3 -m venv).
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
+# Tests run uv themselves (temp copies of the project, act): the same uv, first on PATH.
+export PATH := $(dir $(UV)):$(PATH)
 
 .PHONY: help uv env env-all run test lint bench
 
