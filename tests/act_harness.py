@@ -102,6 +102,9 @@ def git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+UV_BIN = shutil.which("uv")
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """os.environ without the project's venv, outer CI variables or user config."""
     env = {
@@ -115,6 +118,8 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
         for entry in env.get("PATH", "").split(os.pathsep)
         if entry and not Path(entry).resolve().is_relative_to(ROOT)
     ]
+    if UV_BIN:  # uv itself stays reachable, last, even when `make` bootstrapped it in the repo
+        path.append(str(Path(UV_BIN).parent))
     env["PATH"] = os.pathsep.join(path)
     env.update(TELEMETRY_OFF)
     env.update(GIT_IDENTITY)
