@@ -46,6 +46,9 @@ class ServiceArgs(BaseModel):
     )
     max_rows: int = Field(default=MAX_ROWS, ge=1, description="rows per /predict request")
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024, description="request body limit")
+    batching: bool = Field(
+        default=True, description="adaptive batching for the families that gain from it"
+    )
     batch_max_size: int = Field(default=BATCH_MAX_SIZE, ge=2)
     batch_max_latency_ms: int = Field(default=BATCH_MAX_LATENCY_MS, ge=1)
     timeout_s: float = Field(default=30, gt=0, description="per-request timeout")

@@ -19,6 +19,8 @@ Limits (rows per request, body size, batching) are template arguments: see servi
 
 # No `from __future__ import annotations`: BentoML reads the API signatures at import time.
 
+import gc
+
 import bentoml
 
 from mlops_template.model_io import load_model
@@ -30,7 +32,7 @@ ARGS = bentoml.use_arguments(config.ServiceArgs)
 MODEL_TAG = store.served_model_tag(ARGS.model_tag)
 PROVENANCE = store.read_provenance(store.get_stored_model(MODEL_TAG).path)
 FAMILY = PROVENANCE["model"]["family"]
-BATCHED = FAMILY in config.BATCHED_FAMILIES
+BATCHED = FAMILY in config.BATCHED_FAMILIES and ARGS.batching
 SPEC = schemas.InputSpec.from_provenance(PROVENANCE, ARGS.max_rows)
 Instances = schemas.instances_type(SPEC)
 
@@ -46,6 +48,11 @@ class Classifier:
         self.classes = list(self.provenance["model"]["classes"])
         self.model = load_model(self.bento_model.path)
         self.metrics = prediction_metrics()
+        # Move everything loaded so far (model, libraries) out of the collector's reach: full
+        # collections over it stalled every request in flight (p99 at 32 clients 387 -> 200 ms
+        # for sklearn, 430 -> 185 ms for keras, benchmarks/serving.py).
+        gc.collect()
+        gc.freeze()
 
     @bentoml.api(
         batchable=BATCHED,
