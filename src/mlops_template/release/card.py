@@ -214,5 +214,4 @@ def write_card(
         out,
         render_card(packaged, version, previous, source, lock, summary, verdict=release_verdict),
     )
-    out.chmod(0o644)  # a release asset, for everyone to read
     return out

@@ -44,5 +44,4 @@ def write_checksums(directory: Path, sums_name: str = SUMS_FILE) -> Path:
     lines = [f"{sha256_file(p)}  {p.relative_to(directory).as_posix()}" for p in files]
     target = directory / sums_name
     write_text_atomic(target, "\n".join(lines) + "\n")
-    target.chmod(0o644)  # a release asset, for everyone to read
     return target

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from mlops_template.errors import UserError
+from mlops_template.files import write_text_atomic
 from mlops_template.report.collect import collect_inputs
 from mlops_template.report.render import render_report
 
@@ -60,18 +60,6 @@ def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
     return images
 
 
-def write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     root = Path(getattr(args, "root", ".") or ".")
     images = parse_images(getattr(args, "images", None) or [])
@@ -79,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.is_absolute():
         out = root / out
-    write_atomic(out, text)
+    write_text_atomic(out, text)
     summary = args.summary_file
     if summary is None:
         summary = os.environ.get("GITHUB_STEP_SUMMARY") or ""

@@ -166,7 +166,6 @@ def save_to_store(tag: str, record: dict[str, Any]) -> Any:
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model:
         shutil.copytree(store.MODEL_DIR, bento_model.path, dirs_exist_ok=True)
         write_json(bento_model.path_of(store.PROVENANCE), record)
-        os.chmod(bento_model.path_of(store.PROVENANCE), 0o644)  # readable by any serving user
     return bentoml.models.get(tag)
 
 
