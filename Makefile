@@ -29,8 +29,8 @@ uv: $(UV)
 env: uv  ## only the extras params.yaml needs (no TensorFlow for the sklearn family)
 	$(UV) sync --locked $$(python3 src/mlops_template/envspec.py)
 
-env-all: uv
-	$(UV) sync --locked --extra keras
+env-all: uv  ## every model family's extra: what the tests need
+	$(UV) sync --locked $$(python3 src/mlops_template/envspec.py --all)
 
 run: env
 	$(UV) run mlops data

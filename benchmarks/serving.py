@@ -46,6 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from project import copy_project, run  # noqa: E402
 
+from mlops_template import paths  # noqa: E402
 from mlops_template.release.smoke import free_port  # noqa: E402
 from mlops_template.serving import config, store  # noqa: E402
 
@@ -245,7 +246,7 @@ def bare_server(repo: Path) -> Server:
         sys.executable,
         str(Path(__file__).resolve()),
         "--bare-model",
-        str(repo / store.MODEL_DIR),
+        str(repo / paths.MODEL_DIR),
         "--bare-port",
         str(port),
     ]

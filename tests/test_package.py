@@ -9,6 +9,7 @@ import sys
 import pytest
 from helpers_serving import REJECTED, mlops, run, trained_project
 
+from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.serving import store
 from mlops_template.stages.package import read_verdict
@@ -78,7 +79,7 @@ def test_packages_the_accepted_model_with_its_lineage(project):
     assert tag in done.stdout
     assert models_in_store(project) == [tag.split(":")[1]]
 
-    packaged = store.read_bentomodel(project / store.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
     assert packaged["tag"] == tag
     record = packaged["provenance"]
     descriptor = json.loads((project / "artifacts" / "model" / "model.json").read_text())
@@ -104,7 +105,7 @@ def test_the_same_model_keeps_its_tag_and_the_export_imports_elsewhere(project, 
     assert len(models_in_store(project)) == 1
 
     fresh = tmp_path / "fresh-home"
-    bentomodel = project / store.BENTOMODEL_FILE
+    bentomodel = project / paths.BENTOMODEL_FILE
     done = run(
         project,
         sys.executable,
@@ -139,7 +140,7 @@ def test_a_retrained_model_gets_a_new_tag(project):
         assert done.returncode == 0, done.stderr
         after = store.model_tag(model)
         assert after != before and after in done.stdout
-        assert store.read_bentomodel(project / store.BENTOMODEL_FILE)["tag"] == after
+        assert store.read_bentomodel(project / paths.BENTOMODEL_FILE)["tag"] == after
     finally:
         shutil.rmtree(model)
         backup.rename(model)

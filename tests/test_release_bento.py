@@ -12,6 +12,7 @@ import pytest
 import yaml
 from helpers_serving import REJECTED, REPO, mlops, packaged_project, run, trained_project
 
+from mlops_template import paths
 from mlops_template.serving import store
 
 pytestmark = pytest.mark.slow
@@ -40,7 +41,7 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
     bento, stdout = built
     assert bento.is_file() and str(bento) in stdout
     info = yaml.safe_load(bento_member(bento, "bento.yaml"))
-    packaged = store.read_bentomodel(project / store.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
     assert (info["name"], info["version"]) == ("digits-classifier", VERSION)
     assert info["args"]["model_tag"] == packaged["tag"]
     assert [m["tag"] for m in info["services"][0]["models"]] == [packaged["tag"]]
@@ -87,7 +88,7 @@ def test_smoke_fails_when_the_served_model_is_not_the_offline_one(project, built
         "--model-dir",
         str(other / "artifacts" / "model"),
         "--bentomodel",
-        str(project / store.BENTOMODEL_FILE),
+        str(project / paths.BENTOMODEL_FILE),
     )
     assert done.returncode == 1
     assert "smoke test FAILED" in done.stdout
@@ -109,7 +110,7 @@ def test_build_refuses_unknown_service_arguments(project):
 def test_build_refuses_a_bentomodel_of_a_rejected_model(project, tmp_path):
     """A .bentomodel whose record says 'not accepted' never becomes a bento."""
     work = tmp_path / "rejected.bentomodel.d"
-    with tarfile.open(project / store.BENTOMODEL_FILE) as archive:
+    with tarfile.open(project / paths.BENTOMODEL_FILE) as archive:
         # the "data" filter exists from Python 3.11.4 (3.12 everywhere)
         archive.extractall(work, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
     (work / store.PROVENANCE).write_text(
@@ -142,5 +143,5 @@ def test_build_imports_the_packaged_model_into_an_empty_store(project, tmp_path)
     assert done.returncode == 0, done.stderr
     listed = run(clone, sys.executable, "-m", "bentoml", "models", "list", "-o", "json")
     tags = [m["tag"] for m in json.loads(listed.stdout)]
-    assert tags == [store.read_bentomodel(clone / store.BENTOMODEL_FILE)["tag"]]
+    assert tags == [store.read_bentomodel(clone / paths.BENTOMODEL_FILE)["tag"]]
     assert (clone / "dist" / "digits-classifier-v0.2.0.bento").is_file()

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 from helpers_serving import mlops, packaged_project
 
+from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.release.card import render_card
 from mlops_template.release.checksums import write_checksums
@@ -151,7 +152,7 @@ def test_the_card_cli_reads_the_packaged_model_and_the_previous_tag(tmp_path_fac
     )
     assert done.returncode == 0, done.stderr
     card = (root / "dist" / "MODEL_CARD.md").read_text()
-    packaged = store.read_bentomodel(root / store.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(root / paths.BENTOMODEL_FILE)
     assert f"`{packaged['tag']}`" in card
     assert f"| `accuracy` | {current['accuracy']:.6g} | " in card
     assert "+0.01 (better)" in card

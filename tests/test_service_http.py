@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from helpers_serving import DevServer, http, packaged_project, post
 
+from mlops_template import paths
 from mlops_template.model_io import load_model
 from mlops_template.serving import store
 
@@ -213,7 +214,7 @@ def test_metrics_count_predictions_per_class_and_confidence(server):
 
 
 def test_metadata_describes_the_packaged_model(server, project):
-    packaged = store.read_bentomodel(project / store.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
     status, meta = post(f"{server.url}/metadata", {})
     assert status == 200
     record = packaged["provenance"]

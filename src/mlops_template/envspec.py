@@ -1,16 +1,20 @@
 """Which optional extras the environment needs, read from params.yaml before anything is installed.
 
-Standard library only: it runs as `python3 src/mlops_template/envspec.py` before `uv sync`, so
-the scikit-learn family never downloads TensorFlow. Prints `uv sync` flags (`--extra keras`).
+Standard library only: it runs as `python3 src/mlops_template/envspec.py` before `uv sync`.
+A model family's packages are the uv extra named after it (pyproject.toml), so a family that
+needs none (or a heavy one that is not chosen) downloads nothing. Prints `uv sync` flags;
+`--all` prints the extras of every family (what the test suite needs).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from pathlib import Path
 
-FAMILY_EXTRAS = {"keras": ["keras"], "sklearn": []}
+ROOT = Path(__file__).resolve().parents[2]
+FAMILIES_DIR = Path(__file__).resolve().parent / "custom" / "families"
 
 
 def family(params_text: str) -> str:
@@ -21,22 +25,41 @@ def family(params_text: str) -> str:
             in_train = True
         elif re.match(r"^\S", line):
             in_train = False
-        elif in_train and (m := re.match(r"^\s+family:\s*['\"]?([A-Za-z_]+)", line)):
+        elif in_train and (m := re.match(r"^\s+family:\s*['\"]?([A-Za-z0-9_]+)", line)):
             return m.group(1)
-    raise SystemExit(
-        "error: params.yaml has no train.family\nfix: set train.family: keras or sklearn"
-    )
+    raise SystemExit("error: params.yaml has no train.family\nfix: set train.family in params.yaml")
 
 
-def sync_flags(params_path: Path = Path("params.yaml")) -> str:
-    name = family(params_path.read_text())
-    if name not in FAMILY_EXTRAS:
-        raise SystemExit(
-            f"error: unknown train.family {name!r} in {params_path}\n"
-            f"fix: use one of {', '.join(FAMILY_EXTRAS)}"
-        )
-    return " ".join(f"--extra {extra}" for extra in FAMILY_EXTRAS[name])
+def family_names(families_dir: Path = FAMILIES_DIR) -> list[str]:
+    return sorted(p.stem for p in families_dir.glob("*.py") if not p.stem.startswith("_"))
+
+
+def extras(pyproject: Path = ROOT / "pyproject.toml") -> set[str]:
+    with pyproject.open("rb") as handle:
+        return set(tomllib.load(handle).get("project", {}).get("optional-dependencies", {}))
+
+
+def sync_flags(params_path: Path = Path("params.yaml"), all_families: bool = False) -> str:
+    known = family_names()
+    if all_families:
+        names = known
+    else:
+        name = family(params_path.read_text())
+        if name not in known:
+            raise SystemExit(
+                f"error: train.family {name!r} in {params_path} names no model family "
+                f"(known: {', '.join(known)})\n"
+                f"fix: set train.family to one of them, or add "
+                f"src/mlops_template/custom/families/{name}.py"
+            )
+        names = [name]
+    available = extras()
+    return " ".join(f"--extra {n}" for n in names if n in available)
 
 
 if __name__ == "__main__":
-    print(sync_flags(Path(sys.argv[1]) if len(sys.argv) > 1 else Path("params.yaml")))
+    args = sys.argv[1:]
+    if args == ["--all"]:
+        print(sync_flags(all_families=True))
+    else:
+        print(sync_flags(Path(args[0]) if args else Path("params.yaml")))

@@ -223,6 +223,7 @@ class Verdict:
     rules: tuple[RuleResult, ...]
     baseline_source: str | None  # "git:HEAD", "file:path" or None
     baseline_available: bool
+    baseline_note: str | None = None  # why a baseline that exists was not used
 
     @property
     def accepted(self) -> bool:
@@ -259,14 +260,18 @@ class Verdict:
         if not skipped:
             return ""
         if not self.baseline_available:
-            return "change bounds skipped: no baseline"
+            return f"change bounds skipped: {self.baseline_note or 'no baseline'}"
         return f"change bounds skipped for {', '.join(skipped)}: no baseline value"
 
     def to_dict(self) -> dict[str, Any]:
         """The verdict file's JSON object (strict JSON: no NaN or Infinity anywhere)."""
         return {
             "accepted": self.accepted,
-            "baseline": {"source": self.baseline_source, "available": self.baseline_available},
+            "baseline": {
+                "source": self.baseline_source,
+                "available": self.baseline_available,
+                "note": self.baseline_note,
+            },
             "rules": [result.to_dict() for result in self.rules],
             "reasons": self.reasons,
             "summary": self.summary,
@@ -281,12 +286,13 @@ def evaluate_gate(
     rules: Sequence[Rule] | Mapping[str, Any],
     baseline: Mapping[str, Any] | None = None,
     baseline_source: str | None = None,
+    baseline_note: str | None = None,
 ) -> Verdict:
     """Check `metrics` against `rules` (parsed, or the raw gate.rules mapping).
 
     `metrics` and `baseline` are flat {name: value} mappings as `metrics_io` returns them
     (nested ones are flattened the same way). `baseline=None` means there is no baseline at
-    all: every change bound is skipped and the verdict says so.
+    all: every change bound is skipped and the verdict says so (with `baseline_note` as why).
     """
     if isinstance(rules, Mapping):
         parsed = parse_rules(rules)
@@ -298,7 +304,10 @@ def evaluate_gate(
     previous = flatten(baseline) if baseline is not None else None
     results = tuple(_evaluate_rule(rule, current, previous) for rule in parsed)
     return Verdict(
-        rules=results, baseline_source=baseline_source, baseline_available=previous is not None
+        rules=results,
+        baseline_source=baseline_source,
+        baseline_available=previous is not None,
+        baseline_note=baseline_note if previous is None else None,
     )
 
 
@@ -489,7 +498,7 @@ def format_verdict(verdict: Verdict) -> str:
     elif verdict.baseline_available:
         source = verdict.baseline_source
     else:
-        source = f"{verdict.baseline_source} (no metrics there)"
+        source = f"{verdict.baseline_source} ({verdict.baseline_note or 'no metrics there'})"
     lines = [f"{'ACCEPTED' if verdict.accepted else 'NOT ACCEPTED'}  (baseline: {source})"]
 
     rows = []

@@ -1,12 +1,12 @@
-"""One way to load a trained model, shared by evaluation, packaging and the service.
+"""One way to save and load a trained model, shared by training, evaluation, packaging and the
+service. It knows families only through the contract (`mlops_template.contract`).
 
-A model directory holds `model.json` (family, classes, feature names, params) and the model file.
-TensorFlow is imported only when the family is keras.
+A model directory holds `model.json` (the ModelDescriptor: family, feature spec, params, seed)
+and whatever files the family's `save` wrote.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
@@ -15,89 +15,131 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mlops_template import contract
 from mlops_template.errors import UserError
 
 DESCRIPTOR = "model.json"
 
 
-@dataclass
-class LoadedModel:
-    """A trained classifier that maps raw rows to class probabilities."""
+class ModelDescriptor(BaseModel):
+    """What a model directory holds: enough to load it and to validate its input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     family: str
-    architecture: str
-    classes: list[Any]
-    features: list[str]
+    variant: str
+    spec: contract.FeatureSpec
     params: dict[str, Any]
+    seed: int
+
+
+@dataclass
+class LoadedModel:
+    """A trained classifier that maps raw feature rows to class probabilities."""
+
+    descriptor: ModelDescriptor
     path: Path
-    file: str
-    _model: Any
+    model: contract.ModelFamily
 
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        if self.family == "keras":
-            return np.asarray(self._model(X, training=False), dtype=np.float64)
-        return np.asarray(self._model.predict_proba(X), dtype=np.float64)
+    @property
+    def spec(self) -> contract.FeatureSpec:
+        return self.descriptor.spec
 
-    def predict(self, X: np.ndarray) -> list[Any]:
+    @property
+    def classes(self) -> list[Any]:
+        return list(self.descriptor.spec.classes)
+
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        return self.model.predict_proba(X)
+
+    def predict(self, X: pd.DataFrame) -> list[Any]:
         return [self.classes[i] for i in self.predict_proba(X).argmax(axis=1)]
 
     @property
     def size_bytes(self) -> int:
-        return (self.path / self.file).stat().st_size
+        """The bytes of the model's own files (the descriptor excluded)."""
+        return sum(
+            p.stat().st_size for p in self.path.rglob("*") if p.is_file() and p.name != DESCRIPTOR
+        )
 
 
-def read_descriptor(directory: Path) -> dict[str, Any]:
+def read_descriptor(directory: Path | str) -> ModelDescriptor:
     path = Path(directory) / DESCRIPTOR
     if not path.exists():
         raise UserError(
             f"no trained model at {directory} ({DESCRIPTOR} missing)", "run `dvc repro train` first"
         )
-    return json.loads(path.read_text())
+    try:
+        return ModelDescriptor.model_validate_json(path.read_text())
+    except ValidationError:
+        raise UserError(
+            f"{path} is not a model descriptor of this template version",
+            "retrain: `dvc repro train --force`",
+        ) from None
+
+
+def _missing_packages(family: str, exc: ImportError) -> UserError:
+    return UserError(
+        f"the {family!r} model family needs packages that are not installed ({exc.name})",
+        f"install its extra: `uv sync --extra {family}` (or `make run`, which picks it)",
+    )
 
 
 def load_model(directory: Path | str) -> LoadedModel:
     directory = Path(directory)
-    info = read_descriptor(directory)
-    file = directory / info["file"]
-    if info["family"] == "keras":
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import keras
-        except ImportError:
-            raise UserError(
-                "this model is a keras model but TensorFlow is not installed",
-                "install the extra: `uv sync --extra keras`",
-            ) from None
-        model = keras.models.load_model(file)
-    else:
-        import joblib
+    descriptor = read_descriptor(directory)
+    family = contract.get_family(descriptor.family)
+    params = family.Params.model_validate(descriptor.params)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        model = family.load(directory, params, descriptor.spec, descriptor.seed)
+    except ImportError as exc:
+        raise _missing_packages(descriptor.family, exc) from None
+    return LoadedModel(descriptor, directory, model)
 
-        model = joblib.load(file)
-    return LoadedModel(
-        info["family"],
-        info["architecture"],
-        info["classes"],
-        info["features"],
-        info.get("params", {}),
-        directory,
-        info["file"],
-        model,
+
+def fit_model(
+    family_name: str,
+    params: BaseModel,
+    spec: contract.FeatureSpec,
+    seed: int,
+    X: Any,
+    y: Any,
+    live: Any,
+) -> contract.ModelFamily:
+    """Train a model of the named family (a missing extra is a UserError, not a traceback)."""
+    family = contract.get_family(family_name)
+    model = family(params, spec, seed)
+    try:
+        model.fit(X, y, list(spec.classes), live)
+    except ImportError as exc:
+        raise _missing_packages(family_name, exc) from None
+    return model
+
+
+def write_model_dir(target: Path, model: contract.ModelFamily, family_name: str) -> ModelDescriptor:
+    """Save the model and its descriptor into a temp dir beside `target`, then swap it in."""
+    descriptor = ModelDescriptor(
+        family=family_name,
+        variant=model.describe(),
+        spec=model.spec,
+        params=model.params.model_dump(mode="json"),
+        seed=model.seed,
     )
-
-
-def write_model_dir(target: Path, descriptor: dict[str, Any], save: Any) -> None:
-    """Write a model directory atomically: `save(tmpdir) -> file name`, then swap it in."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        descriptor = {**descriptor, "file": save(tmp)}
-        (tmp / DESCRIPTOR).write_text(json.dumps(descriptor, indent=2, sort_keys=True) + "\n")
+        model.save(tmp)
+        text = descriptor.model_dump_json(indent=2) + "\n"
+        (tmp / DESCRIPTOR).write_text(text, encoding="utf-8")
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    return descriptor

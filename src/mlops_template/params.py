@@ -1,26 +1,45 @@
 """Load params.yaml once, check every key, and turn mistakes into one readable message.
 
-Sections a forker replaces (`train`) are declared in `custom/models.py`; the sections the template
-keeps (data, schema, prepare, evaluate, gate, ci) are declared here.
+The blocks under `train` are declared by the model families (`custom/families/<name>.py`, each
+validating `train.<name>`); every other section is declared here.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from mlops_template.custom.models import TrainParams
+from mlops_template import contract
 from mlops_template.errors import UserError
 from mlops_template.gate import parse_rules
+from mlops_template.paths import PARAMS_FILE
 
-PARAMS_FILE = Path("params.yaml")
+DTYPES = ("int64", "float64", "str", "bool")
+TAG_PART = r"^[a-z0-9]([-._a-z0-9]*[a-z0-9])?$"
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProjectParams(Strict):
+    """Names the model in the BentoML store (`<name>-model`), the bento (`<name>-service`),
+    the image and the release tags (`<name>@vX.Y.Z`)."""
+
+    name: str = Field(pattern=TAG_PART, max_length=40)
+    description: str = Field(min_length=1, max_length=300)
 
 
 class DataParams(Strict):
@@ -29,12 +48,38 @@ class DataParams(Strict):
 
 
 class ColumnRule(Strict):
-    dtype: Literal["int64", "float64", "str", "bool"]
+    dtype: str
     regex: bool = False
     count: int | None = Field(default=None, ge=1)
     min: float | None = None
     max: float | None = None
+    values: list[str] | None = Field(default=None, min_length=1)
     nullable: bool = False
+
+    @field_validator("dtype")
+    @classmethod
+    def _known_dtype(cls, dtype: str) -> str:
+        if dtype not in DTYPES:
+            raise ValueError(
+                f"unknown column type {dtype!r}: use int64 or float64 (numbers), "
+                "str (categories, with `values`) or bool"
+            )
+        return dtype
+
+    @model_validator(mode="after")
+    def _fits_dtype(self) -> ColumnRule:
+        numeric = self.dtype in ("int64", "float64")
+        if not numeric and (self.min is not None or self.max is not None):
+            raise ValueError(f"min/max apply to numeric columns, not {self.dtype}")
+        if self.values is not None and self.dtype != "str":
+            raise ValueError("`values` applies to str (categorical) columns")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        return self
+
+    @property
+    def kind(self) -> Literal["numeric", "categorical", "boolean"]:
+        return {"str": "categorical", "bool": "boolean"}.get(self.dtype, "numeric")  # type: ignore[return-value]
 
 
 class SchemaParams(Strict):
@@ -42,6 +87,43 @@ class SchemaParams(Strict):
     min_rows_per_class: int = Field(ge=1)
     classes: list[int | str] = Field(min_length=2)
     columns: dict[str, ColumnRule]
+    shape: list[int] | None = Field(default=None, min_length=1)
+
+    @field_validator("classes")
+    @classmethod
+    def _distinct(cls, classes: list[int | str]) -> list[int | str]:
+        if len({str(c) for c in classes}) != len(classes):
+            raise ValueError("classes must be distinct")
+        return classes
+
+    def rule_for(self, column: str) -> ColumnRule | None:
+        """The rule of a column: its own entry, else the first regex that matches it."""
+        if column in self.columns and not self.columns[column].regex:
+            return self.columns[column]
+        for name, rule in self.columns.items():
+            if rule.regex and re.fullmatch(name, column):
+                return rule
+        return None
+
+
+class TrainParams(BaseModel):
+    """`family` picks the model family; one block per family holds its hyperparameters
+    (validated by the family's own `Params`)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    family: str
+    seed: int
+    _family_params: BaseModel | None = PrivateAttr(default=None)
+
+    @property
+    def blocks(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    @property
+    def family_params(self) -> BaseModel:
+        assert self._family_params is not None, "validated by parse_params"
+        return self._family_params
 
 
 class PrepareParams(Strict):
@@ -69,6 +151,7 @@ class CiParams(Strict):
 
 
 class Params(Strict):
+    project: ProjectParams
     data: DataParams
     schema_: SchemaParams = Field(alias="schema")
     prepare: PrepareParams
@@ -95,13 +178,45 @@ def parse_params(raw: Any, source: str = "params.yaml") -> Params:
             f"{source} must be a YAML mapping of sections", "see the README's params table"
         )
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(_describe(e) for e in exc.errors()[:8])
+        _invalid(exc, source)
+    _validate_train(params.train, source)
+    return params
+
+
+def _invalid(exc: ValidationError, source: str, prefix: tuple[str, ...] = ()) -> None:
+    problems = "; ".join(_describe({**e, "loc": (*prefix, *e["loc"])}) for e in exc.errors()[:8])
+    raise UserError(
+        f"{source} has invalid parameters: {problems}",
+        "fix those keys (the comments in params.yaml list the allowed values)",
+    ) from None
+
+
+def _validate_train(train: TrainParams, source: str) -> None:
+    """Every train block belongs to a family and is valid; the chosen family has one."""
+    family = contract.get_family(train.family)
+    blocks = train.blocks
+    known = contract.family_names()
+    for name, block in blocks.items():
+        if name not in known:
+            raise UserError(
+                f"{source}: train.{name} names no model family (known: {', '.join(known)})",
+                f"remove train.{name}, or add src/mlops_template/custom/families/{name}.py",
+            )
+        try:
+            validated = contract.get_family(name).Params.model_validate(block)
+        except ValidationError as exc:
+            _invalid(exc, source, ("train", name))
+        if name == train.family:
+            train._family_params = validated
+    if train.family not in blocks:
+        fields = ", ".join(family.Params.model_fields)
         raise UserError(
-            f"{source} has invalid parameters: {problems}",
-            "fix those keys (the comments in params.yaml list the allowed values)",
-        ) from None
+            f"{source}: train.family is {train.family!r} but there is no train.{train.family} "
+            "block with its hyperparameters",
+            f"add train.{train.family} to params.yaml (keys: {fields})",
+        )
 
 
 def load_params(path: Path | str = PARAMS_FILE) -> Params:

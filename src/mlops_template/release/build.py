@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically
 from mlops_template.serving import store
@@ -75,7 +76,7 @@ def family_bentofile(
     return config
 
 
-def read_bentofile(path: Path = store.BENTOFILE) -> dict[str, Any]:
+def read_bentofile(path: Path = paths.BENTOFILE) -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{path} not found", "run from the repository root")
     config = yaml.safe_load(path.read_text())
@@ -132,9 +133,9 @@ def export_bento(tag: str, target: Path) -> Path:
 def build_release(
     version: str,
     out_dir: Path,
-    bentomodel: Path = store.BENTOMODEL_FILE,
-    bentofile: Path = store.BENTOFILE,
-    context: Path = store.BUILD_CONTEXT,
+    bentomodel: Path = paths.BENTOMODEL_FILE,
+    bentofile: Path = paths.BENTOFILE,
+    context: Path = paths.BUILD_CONTEXT,
     args: dict[str, str] | None = None,
 ) -> BuildResult:
     import bentoml

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mlops_template import metrics_io
+from mlops_template import metrics_io, paths
 from mlops_template.errors import UserError
 from mlops_template.files import write_text_atomic
 from mlops_template.serving import store
@@ -199,7 +199,7 @@ def load_previous(
 
 def write_card(
     out: Path,
-    bentomodel: Path = store.BENTOMODEL_FILE,
+    bentomodel: Path = paths.BENTOMODEL_FILE,
     version: str | None = None,
     previous_metrics: Path | None = None,
     previous_rev: str | None = None,

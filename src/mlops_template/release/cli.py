@@ -16,9 +16,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.release import image, tags, verify
-from mlops_template.serving import store
 
 
 def _template_args(pairs: list[str]) -> dict[str, str]:
@@ -107,7 +107,7 @@ def _bentomodel_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bentomodel",
         type=Path,
-        default=store.BENTOMODEL_FILE,
+        default=paths.BENTOMODEL_FILE,
         help="the packaged model (default: %(default)s)",
     )
 
@@ -125,7 +125,7 @@ def register(sub: Any) -> None:
     build.add_argument("--version", required=True, help="release version, e.g. v1.2.0")
     build.add_argument("--out", type=Path, required=True, help="directory for the .bento file")
     build.add_argument(
-        "--bentofile", type=Path, default=store.BENTOFILE, help="recipe (default: %(default)s)"
+        "--bentofile", type=Path, default=paths.BENTOFILE, help="recipe (default: %(default)s)"
     )
     build.add_argument(
         "--arg",
@@ -139,7 +139,7 @@ def register(sub: Any) -> None:
 
     smoke = steps.add_parser("smoke", help="serve a bento and check it against the offline model")
     smoke.add_argument("target", help="a .bento file (imported into a fresh store) or a bento tag")
-    smoke.add_argument("--model-dir", type=Path, default=store.MODEL_DIR, help="%(default)s")
+    smoke.add_argument("--model-dir", type=Path, default=paths.MODEL_DIR, help="%(default)s")
     smoke.add_argument(
         "--test-csv", type=Path, default=Path("artifacts/split/test.csv"), help="%(default)s"
     )

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.model_io import load_model
 from mlops_template.serving import store
@@ -251,9 +252,9 @@ def check_metadata(url: str, bentomodel: Path, report: SmokeReport) -> None:
 
 def smoke(
     target: str,
-    model_dir: Path = store.MODEL_DIR,
+    model_dir: Path = paths.MODEL_DIR,
     test_csv: Path = TEST_CSV,
-    bentomodel: Path = store.BENTOMODEL_FILE,
+    bentomodel: Path = paths.BENTOMODEL_FILE,
     timeout: float = 120,
 ) -> SmokeReport:
     model_dir, test_csv, bentomodel = model_dir.resolve(), test_csv.resolve(), bentomodel.resolve()

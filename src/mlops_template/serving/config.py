@@ -8,8 +8,9 @@ Where the defaults come from:
 - max_rows / max_body_bytes: 1000 rows of 64 floats written with full precision (~18 bytes
   each) is ~1.2 MB of JSON, so a 2 MiB limit admits every valid request while stopping a
   runaway body before it is parsed (BentoML has no limit of its own).
-- batch_max_size / batch_max_latency_ms (keras only; sklearn is not batched: its per-request
-  cost is the HTTP handling, not the model): measured, see below.
+- batch_max_size / batch_max_latency_ms (only for families that declare `batchable`: for the
+  others the per-request cost is the HTTP handling, not the model): measured, see
+  benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -19,18 +20,6 @@ from pydantic import BaseModel, ConfigDict, Field
 MAX_ROWS = 1000
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
-# Origin of the batching numbers: a loopback load test on the 2-core build machine (shared, so
-# noisy), keras cnn, 1 worker, 32 clients each sending one-row /predict requests for 10 s
-# (Nov 2026, bentoml 1.4.39, tensorflow-cpu 2.21):
-#   no batching                        176 req/s  p50 167 ms  p99 451 ms
-#   max_batch_size 64, latency 1000 ms 474 req/s  p50  52 ms  p99 445 ms  no errors
-#   max_batch_size 16 or 128, 1000 ms  475-488 req/s, same latencies, no errors
-#   max_batch_size 64, latency  200 ms 486 req/s  1.6% shed as 503
-#   max_batch_size 64, latency   20 ms 599 req/s  88% shed as 503
-# Merged batches averaged ~16 rows (bounded by the 32 clients), so the size cap barely matters
-# at this load; 64 leaves headroom. The latency target is where BentoML starts shedding load
-# (503), so it is generous. Re-measure when the model, hardware or traffic changes.
-BATCHED_FAMILIES = ("keras",)  # families whose /predict merges concurrent requests
 BATCH_MAX_SIZE = 64
 BATCH_MAX_LATENCY_MS = 1000
 
@@ -47,7 +36,7 @@ class ServiceArgs(BaseModel):
     max_rows: int = Field(default=MAX_ROWS, ge=1, description="rows per /predict request")
     max_body_bytes: int = Field(default=MAX_BODY_BYTES, ge=1024, description="request body limit")
     batching: bool = Field(
-        default=True, description="adaptive batching for the families that gain from it"
+        default=True, description="adaptive batching, for families that declare `batchable`"
     )
     batch_max_size: int = Field(default=BATCH_MAX_SIZE, ge=2)
     batch_max_latency_ms: int = Field(default=BATCH_MAX_LATENCY_MS, ge=1)

@@ -20,21 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from mlops_template.errors import UserError
+from mlops_template.paths import BENTOMODEL_FILE, MODEL_DIR
 
-MODEL_NAME = "digits-model"  # name of the model in the BentoML store
-MODEL_DIR = Path("artifacts/model")  # the trained model (train stage)
-BENTOMODEL_FILE = Path("artifacts/bento/model.bentomodel")  # the packaged model (package stage)
-BENTOFILE = Path("bentofile.yaml")  # the service's build recipe
-BUILD_CONTEXT = Path("src")  # `bentoml build` runs here: the bento holds `mlops_template/...`
 PROVENANCE = "provenance.json"  # written into the stored model next to model.json
 VERSION_LENGTH = 24  # hex digits of the sha256 kept in the version (96 bits)
-
-# Packages each model family needs at serving time, on top of the common ones in bentofile.yaml.
-# A forker adding a family (custom/models.py) adds its packages here.
-FAMILY_PACKAGES: dict[str, tuple[str, ...]] = {
-    "sklearn": ("scikit-learn", "joblib"),
-    "keras": ("tensorflow-cpu", "keras"),
-}
 
 _TAG_PART = r"[a-z0-9]([-._a-z0-9]*[a-z0-9])?"
 TAG_PART_RE = re.compile(rf"^{_TAG_PART}$")
@@ -54,8 +43,18 @@ def model_version(model_dir: Path | str = MODEL_DIR) -> str:
     return digest.hexdigest()[:VERSION_LENGTH]
 
 
-def model_tag(model_dir: Path | str = MODEL_DIR) -> str:
-    return f"{MODEL_NAME}:{model_version(model_dir)}"
+def model_name(project: str) -> str:
+    """The model's name in the BentoML store, from params.yaml `project.name`."""
+    return f"{project}-model"
+
+
+def bento_name(project: str) -> str:
+    """The bento's (and the image's) name, from params.yaml `project.name`."""
+    return f"{project}-service"
+
+
+def model_tag(project: str, model_dir: Path | str = MODEL_DIR) -> str:
+    return f"{model_name(project)}:{model_version(model_dir)}"
 
 
 def check_tag_part(value: str, what: str) -> str:
@@ -75,7 +74,7 @@ def split_tag(tag: str) -> tuple[str, str]:
     if not sep or not version or version == "latest":
         raise UserError(
             f"model tag {tag!r} must name an exact version (NAME:VERSION)",
-            f"use the tag `mlops package` printed, e.g. {MODEL_NAME}:<version>",
+            "use the tag `mlops package` printed (NAME-model:VERSION)",
         )
     return check_tag_part(name, "model name"), check_tag_part(version, "model version")
 
@@ -93,7 +92,10 @@ def served_model_tag(explicit: str | None, root: Path | None = None) -> str:
             "run `dvc repro package` here, or pass the exact tag: "
             "`bentoml serve --arg model_tag=NAME:VERSION`",
         )
-    return model_tag(model_dir)
+    from mlops_template.params import load_params
+
+    project = load_params((root or Path.cwd()) / "params.yaml").project.name
+    return model_tag(project, model_dir)
 
 
 def bentoml_env(home: Path | str | None = None, **extra: str) -> dict[str, str]:

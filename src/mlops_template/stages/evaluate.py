@@ -9,24 +9,20 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
 
 from mlops_template.files import write_json, write_text_atomic
 from mlops_template.model_io import LoadedModel, load_model
 from mlops_template.params import Params, load_params
-from mlops_template.stages.prepare import SPLIT_DIR
-from mlops_template.stages.train import MODEL_DIR, features_and_labels
-from mlops_template.stages.validate import read_csv
+from mlops_template.paths import MODEL_DIR, PER_CLASS_F1, PREDICTIONS, QUALITY, SERVING, TEST_CSV
+from mlops_template.stages.train import features_and_labels
+from mlops_template.table import read_table
 
-QUALITY = Path("metrics/quality.json")
-SERVING = Path("metrics/serving.json")
-PREDICTIONS = Path("plots/predictions.csv")
-PER_CLASS_F1 = Path("plots/per_class_f1.csv")
-DIGITS = 6  # rounding keeps float noise in the last bits out of the committed metrics
+ROUND_TO = 6  # rounding keeps float noise in the last bits out of the committed metrics
 
 
 def quality_metrics(
@@ -39,13 +35,13 @@ def quality_metrics(
     )
     per_class = f1_score(y, pred, labels=labels, average=None, zero_division=0)
     return {
-        "accuracy": round(float(accuracy_score(y, pred)), DIGITS),
-        "precision_macro": round(float(precision), DIGITS),
-        "recall_macro": round(float(recall), DIGITS),
-        "f1_macro": round(float(f1), DIGITS),
-        "log_loss": round(float(log_loss(y, np.clip(proba, 1e-15, 1), labels=labels)), DIGITS),
+        "accuracy": round(float(accuracy_score(y, pred)), ROUND_TO),
+        "precision_macro": round(float(precision), ROUND_TO),
+        "recall_macro": round(float(recall), ROUND_TO),
+        "f1_macro": round(float(f1), ROUND_TO),
+        "log_loss": round(float(log_loss(y, np.clip(proba, 1e-15, 1), labels=labels)), ROUND_TO),
         "f1_per_class": {
-            str(c): round(float(v), DIGITS) for c, v in zip(classes, per_class, strict=True)
+            str(c): round(float(v), ROUND_TO) for c, v in zip(classes, per_class, strict=True)
         },
         "model_size_bytes": size,
     }
@@ -55,13 +51,13 @@ def _percentile_ms(seconds: list[float], q: float) -> float:
     return round(float(np.percentile(np.asarray(seconds) * 1000, q)), 4)
 
 
-def latency(model: LoadedModel, X: np.ndarray, repeats: int, batch_size: int) -> dict[str, float]:
+def latency(model: LoadedModel, X: pd.DataFrame, repeats: int, batch_size: int) -> dict[str, float]:
     """p50/p95 of single-row calls and per-row cost of batched calls, after a warm-up."""
-    batch = X[np.arange(batch_size) % len(X)]
+    batch = X.iloc[np.arange(batch_size) % len(X)]
     model.predict_proba(batch)
     single = []
     for i in range(repeats):
-        row = X[i % len(X)][None, :]
+        row = X.iloc[[i % len(X)]]
         start = time.perf_counter()
         model.predict_proba(row)
         single.append(time.perf_counter() - start)
@@ -80,7 +76,7 @@ def latency(model: LoadedModel, X: np.ndarray, repeats: int, batch_size: int) ->
 
 def evaluate(params: Params) -> dict[str, Any]:
     model = load_model(MODEL_DIR)
-    X, y, _ = features_and_labels(read_csv(SPLIT_DIR / "test.csv"), params)
+    X, y = features_and_labels(read_table(TEST_CSV, params), model.spec)
     proba = model.predict_proba(X)
     quality = quality_metrics(proba, y, model.classes, model.size_bytes)
     bad = [k for k, v in quality.items() if isinstance(v, float) and not math.isfinite(v)]

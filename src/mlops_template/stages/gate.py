@@ -13,13 +13,14 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from mlops_template import metrics_io
+from mlops_template import metrics_io, task
 from mlops_template.errors import UserError
 from mlops_template.files import write_json
 from mlops_template.gate import Verdict, evaluate_gate, format_verdict, parse_rules
 from mlops_template.params import load_params
+from mlops_template.paths import GATE_FILE, TASK_FILE
 
-DEFAULT_OUT = Path("reports/gate.json")
+DEFAULT_OUT = GATE_FILE
 DEFAULT_REV = "HEAD"
 
 
@@ -84,10 +85,23 @@ def run_gate(
         baseline, source = _baseline_from_rev(baseline_rev), f"git:{baseline_rev}"
     else:
         baseline, source = None, None
-    verdict = evaluate_gate(metrics, rules, baseline, source)
+    note = None
+    if baseline is not None and baseline_rev is not None:
+        note = _task_mismatch(baseline_rev)
+        if note is not None:
+            baseline = None
+    verdict = evaluate_gate(metrics, rules, baseline, source, note)
     if out is not None:
         write_json(out, verdict.to_dict(), strict=True)
     return verdict
+
+
+def _task_mismatch(rev: str) -> str | None:
+    """Why the metrics at `rev` measured another task (then they are no baseline), or None."""
+    current = task.read_task(TASK_FILE)
+    if current is None:
+        return None  # nothing recorded here to compare: trust the caller's choice of baseline
+    return task.mismatch(current, task.parse_task(metrics_io.git_show(rev, str(TASK_FILE))))
 
 
 def _current_metrics() -> dict[str, Any]:

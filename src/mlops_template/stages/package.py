@@ -25,12 +25,10 @@ from typing import Any
 from mlops_template import model_io
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically, write_json
-from mlops_template.params import load_raw
+from mlops_template.params import load_params
+from mlops_template.paths import BENTOMODEL_FILE, DATA_DVC, GATE_FILE, MODEL_DIR
+from mlops_template.paths import QUALITY as QUALITY_FILE
 from mlops_template.serving import store
-
-GATE_FILE = Path("reports/gate.json")
-QUALITY_FILE = Path("metrics/quality.json")
-DATA_DVC = Path("data.dvc")
 
 
 class NotAccepted(UserError):
@@ -101,20 +99,22 @@ def _without_nulls(value: Any) -> Any:
 
 
 def provenance_record(verdict: dict[str, Any]) -> dict[str, Any]:
-    descriptor = model_io.read_descriptor(store.MODEL_DIR)
+    descriptor = model_io.read_descriptor(MODEL_DIR)
+    params = load_params()
     return {
+        "project": params.project.model_dump(),
         "model": {
-            "name": store.MODEL_NAME,
-            "version": store.model_version(store.MODEL_DIR),
-            "family": descriptor["family"],
-            "architecture": descriptor["architecture"],
-            "classes": descriptor["classes"],
-            "features": descriptor["features"],
-            "file": descriptor["file"],
+            "name": store.model_name(params.project.name),
+            "version": store.model_version(MODEL_DIR),
+            "family": descriptor.family,
+            "architecture": descriptor.variant,
+            "classes": list(descriptor.spec.classes),
+            "features": descriptor.spec.names,
+            "spec": descriptor.spec.model_dump(mode="json"),
         },
         "git_commit": git_commit(),
         "data": {"dvc_file": str(DATA_DVC), "md5": data_md5()},
-        "params": load_raw(),
+        "params": params.model_dump(by_alias=True, mode="json"),
         "metrics": _read_json(QUALITY_FILE, "run `dvc repro evaluate` first"),
         "gate": verdict,
     }
@@ -164,12 +164,12 @@ def save_to_store(tag: str, record: dict[str, Any]) -> Any:
             return existing
         bentoml.models.delete(tag)  # same files, newer record (e.g. a new verdict): replace it
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model:
-        shutil.copytree(store.MODEL_DIR, bento_model.path, dirs_exist_ok=True)
+        shutil.copytree(MODEL_DIR, bento_model.path, dirs_exist_ok=True)
         write_json(bento_model.path_of(store.PROVENANCE), record)
     return bentoml.models.get(tag)
 
 
-def export_bentomodel(tag: str, target: Path = store.BENTOMODEL_FILE) -> Path:
+def export_bentomodel(tag: str, target: Path = BENTOMODEL_FILE) -> Path:
     """`bentoml export` of the model, with no half-written file on failure."""
     import bentoml
 
@@ -180,10 +180,10 @@ def package() -> dict[str, Any]:
     verdict = read_verdict()
     require_accepted(verdict)
     record = provenance_record(verdict)
-    tag = f"{store.MODEL_NAME}:{record['model']['version']}"
+    tag = f"{record['model']['name']}:{record['model']['version']}"
     save_to_store(tag, record)
     export_bentomodel(tag)
-    return {"tag": tag, "file": str(store.BENTOMODEL_FILE), "family": record["model"]["family"]}
+    return {"tag": tag, "file": str(BENTOMODEL_FILE), "family": record["model"]["family"]}
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,16 +7,16 @@ from pathlib import Path
 
 from sklearn.model_selection import train_test_split
 
-from mlops_template.files import write_text_atomic
+from mlops_template.files import write_json, write_text_atomic
 from mlops_template.params import load_params
-from mlops_template.stages.validate import read_csv
-
-SPLIT_DIR = Path("artifacts/split")
+from mlops_template.paths import SPLIT_DIR, TASK_FILE
+from mlops_template.table import read_table
+from mlops_template.task import task_record
 
 
 def run(args: argparse.Namespace) -> int:
     params = load_params()
-    df = read_csv(Path(params.data.path))
+    df = read_table(Path(params.data.path), params)
     train, test = train_test_split(
         df,
         test_size=params.prepare.test_size,
@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for name, part in (("train", train), ("test", test)):
         write_text_atomic(SPLIT_DIR / f"{name}.csv", part.to_csv(index=False, lineterminator="\n"))
+    write_json(TASK_FILE, task_record(params).model_dump(mode="json"))
     print(f"split: {len(train)} train / {len(test)} test rows -> {SPLIT_DIR}/")
     return 0
 

@@ -19,22 +19,10 @@ import pandera.pandas as pa
 from mlops_template.errors import UserError
 from mlops_template.files import write_json
 from mlops_template.params import Params, load_params
+from mlops_template.paths import DATA_REPORT as OUT
+from mlops_template.table import feature_spec, read_table
 
-OUT = Path("reports/data.json")
 SHOW_ROWS = 5
-
-
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read a data CSV; an absent, empty or unparsable file is a UserError."""
-    if not path.exists():
-        raise UserError(f"{path} not found", "run `mlops data` (or `make run`) to fetch the data")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"{path} is not a readable CSV: {str(exc).strip()}",
-            "restore it with `dvc checkout --force data.dvc`",
-        ) from None
 
 
 def build_schema(params: Params) -> pa.DataFrameSchema:
@@ -47,11 +35,20 @@ def build_schema(params: Params) -> pa.DataFrameSchema:
             checks.append(pa.Check(lambda s, lo=rule.min: s >= lo, name=f"min {rule.min:g}"))
         if rule.max is not None:
             checks.append(pa.Check(lambda s, hi=rule.max: s <= hi, name=f"max {rule.max:g}"))
+        if rule.values is not None:
+            values = list(rule.values)
+            checks.append(
+                pa.Check(lambda s, ok=values: s.isin(ok), name=f"one of {values}", ignore_na=True)
+            )
         if name == params.data.target:
             allowed = list(schema.classes)
             checks.append(pa.Check(lambda s, ok=allowed: s.isin(ok), name=f"one of {allowed}"))
         columns[name] = pa.Column(
-            rule.dtype, checks=checks, nullable=rule.nullable, regex=rule.regex, required=True
+            "str" if rule.dtype == "str" else rule.dtype,
+            checks=checks,
+            nullable=rule.nullable,
+            regex=rule.regex,
+            required=True,
         )
     return pa.DataFrameSchema(columns, strict=True, coerce=False)
 
@@ -136,7 +133,7 @@ def _table_checks(df: pd.DataFrame, params: Params, path: Path) -> None:
 
 def validate(params: Params) -> dict[str, Any]:
     path = Path(params.data.path)
-    df = read_csv(path)
+    df = read_table(path, params)
     if params.data.target not in df.columns:
         raise UserError(
             f"{path} has no target column '{params.data.target}'",
@@ -150,6 +147,7 @@ def validate(params: Params) -> dict[str, Any]:
             "fix those rows in the data (then `dvc add data`) or the schema",
         ) from None
     _table_checks(df, params, path)
+    feature_spec(params, list(df.columns))  # every feature has a usable rule
     data_dir = Path(path.parts[0])
     files = {
         str(f.relative_to(data_dir)): hashlib.md5(f.read_bytes()).hexdigest()

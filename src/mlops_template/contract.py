@@ -1,0 +1,183 @@
+"""The one contract between the template and a model family, and the registry of families.
+
+A family is one module in `mlops_template/custom/families/`, named after the family, holding a
+subclass of `ModelFamily` called `Family`. Everything the kept parts (stages, serving, release,
+CI) know about a model goes through this class: they never name a family.
+
+Family modules import their heavy libraries (TensorFlow, LightGBM, ...) inside methods, so
+validating params or listing families stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Literal, Self
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict
+
+from mlops_template.errors import UserError
+
+FAMILIES_PACKAGE = "mlops_template.custom.families"
+FAMILIES_DIR = Path(__file__).parent / "custom" / "families"
+
+
+class StrictParams(BaseModel):
+    """Base for a family's hyperparameters: unknown keys are refused, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Column(BaseModel):
+    """One feature column as the schema declares it; the service's request model is built
+    from these, so each column's own bounds and allowed values are enforced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: Literal["numeric", "categorical", "boolean"]
+    integer: bool = False
+    min: float | None = None
+    max: float | None = None
+    values: tuple[str, ...] | None = None  # allowed values of a categorical column
+    nullable: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "categorical":
+            return "one of " + ", ".join(repr(v) for v in self.values or ())
+        if self.kind == "boolean":
+            return "true or false"
+        what = "an integer" if self.integer else "a number"
+        if self.min is not None and self.max is not None:
+            return f"{what} from {self.min:g} to {self.max:g}"
+        if self.min is not None:
+            return f"{what} >= {self.min:g}"
+        if self.max is not None:
+            return f"{what} <= {self.max:g}"
+        return what
+
+
+class FeatureSpec(BaseModel):
+    """What a model takes and predicts: its feature columns in order, the target, the classes.
+
+    `shape` optionally lets a client send an instance as a nested list of that shape (e.g. an
+    image as rows of pixels), read row by row into the columns.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: tuple[Column, ...]
+    target: str
+    classes: tuple[int | str, ...]
+    shape: tuple[int, ...] | None = None
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def frame(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns of `df`, in the spec's order, with the spec's dtypes."""
+        missing = [n for n in self.names if n not in df.columns]
+        if missing:
+            raise UserError(
+                f"the data lacks feature columns the model needs: {', '.join(missing[:8])}",
+                "use data with the columns the model was trained on",
+            )
+        out = {}
+        for column in self.columns:
+            values = df[column.name]
+            if column.kind == "categorical" or column.kind == "boolean":
+                out[column.name] = values.astype(object).where(values.notna(), None)
+            else:
+                out[column.name] = pd.to_numeric(values).astype("float64")
+        return pd.DataFrame(out, index=df.index)
+
+    def class_indices(self, labels: pd.Series) -> np.ndarray:
+        """Class labels -> positions in `classes` (the order of predict_proba's columns)."""
+        index = {str(c): i for i, c in enumerate(self.classes)}
+        return labels.astype(str).map(index).to_numpy(dtype=np.int64)
+
+
+class ModelFamily(ABC):
+    """A model family: how to fit, predict, save and load one kind of model.
+
+    Subclasses set `Params` (the pydantic model of `train.<family>` in params.yaml),
+    `serving_packages` (what the bento installs to load the model) and `batchable` (whether
+    the service should merge concurrent requests into one call).
+    Models take the raw feature frame: scaling and encoding live inside the model.
+    """
+
+    Params: ClassVar[type[BaseModel]]
+    serving_packages: ClassVar[tuple[str, ...]] = ()
+    batchable: ClassVar[bool] = False
+
+    def __init__(self, params: BaseModel, spec: FeatureSpec, seed: int) -> None:
+        self.params = params
+        self.spec = spec
+        self.seed = seed
+
+    def describe(self) -> str:
+        """A short name for the variant trained (shown in summaries and the model card)."""
+        return type(self).__module__.rsplit(".", 1)[-1]
+
+    @abstractmethod
+    def fit(self, X: pd.DataFrame, y: np.ndarray, classes: list[Any], live: Any) -> None:
+        """Train on the feature frame X and class indices y (0..len(classes)-1).
+
+        `live` is a DVCLive `Live` for curves and summaries (or None)."""
+
+    @abstractmethod
+    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
+        """Class probabilities, one row per row of X, columns in the order of the classes."""
+
+    @abstractmethod
+    def save(self, directory: Path) -> None:
+        """Write the fitted model's files into `directory` (which exists and is empty)."""
+
+    @classmethod
+    @abstractmethod
+    def load(cls, directory: Path, params: BaseModel, spec: FeatureSpec, seed: int) -> Self:
+        """Read a model that `save` wrote."""
+
+
+_REGISTERED: dict[str, type[ModelFamily]] = {}
+
+
+def register_family(name: str, family: type[ModelFamily]) -> None:
+    """Register a family defined outside custom/families/ (a plugin, or a test's adapter)."""
+    _REGISTERED[name] = family
+
+
+def family_names() -> list[str]:
+    """Every family module in custom/families/ (private modules start with '_'), and every
+    family registered with `register_family`."""
+    found = {
+        m.name for m in pkgutil.iter_modules([str(FAMILIES_DIR)]) if not m.name.startswith("_")
+    }
+    return sorted(found | set(_REGISTERED))
+
+
+def get_family(name: str) -> type[ModelFamily]:
+    """The family class registered under `name` (the module custom/families/<name>.py)."""
+    if not isinstance(name, str) or name not in family_names():
+        known = ", ".join(family_names()) or "none"
+        raise UserError(
+            f"no model family named {name!r} (known: {known})",
+            f"set train.family to one of them, or add src/mlops_template/custom/families/"
+            f"{name}.py (see the README: 'Add your own model family')",
+        )
+    if name in _REGISTERED:
+        return _REGISTERED[name]
+    module = importlib.import_module(f"{FAMILIES_PACKAGE}.{name}")
+    family = getattr(module, "Family", None)
+    if not (isinstance(family, type) and issubclass(family, ModelFamily)):
+        raise UserError(
+            f"custom/families/{name}.py defines no `Family` class derived from ModelFamily",
+            "name the family's class `Family` and derive it from mlops_template.contract."
+            "ModelFamily",
+        )
+    return family

@@ -1,0 +1,29 @@
+"""Every file and folder the pipeline, the service and the release read or write, declared once.
+
+Paths are relative to the repository root (the working directory of every command).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+PARAMS_FILE = Path("params.yaml")
+DATA_DVC = Path("data.dvc")
+PYPROJECT = Path("pyproject.toml")
+
+DATA_REPORT = Path("reports/data.json")  # validate: rows, classes, file hashes
+TASK_FILE = Path("reports/task.json")  # prepare: what the metrics measure (the task's fingerprint)
+SPLIT_DIR = Path("artifacts/split")  # prepare: train.csv, test.csv
+TRAIN_CSV = SPLIT_DIR / "train.csv"
+TEST_CSV = SPLIT_DIR / "test.csv"
+MODEL_DIR = Path("artifacts/model")  # train: model.json + the family's files
+LIVE_DIR = Path("dvclive")  # train: curves and summary (DVCLive)
+QUALITY = Path("metrics/quality.json")  # evaluate: deterministic quality metrics
+SERVING = Path("metrics/serving.json")  # evaluate: measured latency
+METRICS_FILES = (str(QUALITY), str(SERVING))
+PREDICTIONS = Path("plots/predictions.csv")
+PER_CLASS_F1 = Path("plots/per_class_f1.csv")
+GATE_FILE = Path("reports/gate.json")  # gate: the verdict
+BENTOMODEL_FILE = Path("artifacts/bento/model.bentomodel")  # package: the exported model
+BENTOFILE = Path("bentofile.yaml")  # the service's build recipe
+BUILD_CONTEXT = Path("src")  # `bentoml build` runs here: the bento holds `mlops_template/...`
