@@ -14,8 +14,15 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run a command of the locked environment (dvc, mlops) with the venv on PATH."""
+    """Run a command of the locked environment (dvc, mlops) with the venv on PATH.
+
+    The copy's own `src/` comes first on PYTHONPATH, so its code (a family a test added, an
+    edited module) is what runs, not the repository's editable install."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    if (cwd / "src").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(cwd / "src"), os.environ.get("PYTHONPATH", "")) if p
+        )
     done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(f"{cmd} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
