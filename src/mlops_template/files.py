@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mlops_template.errors import UserError
+
 
 def write_text_atomic(path: Path | str, text: str) -> None:
     path = Path(path)
@@ -23,6 +25,25 @@ def write_text_atomic(path: Path | str, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_json(path: Path | str, fix: str) -> Any:
+    """The JSON in `path`; a missing or unparsable file is one UserError that says `fix`.
+
+    The one JSON reader for the project's records (verdicts, metrics, provenance), so every
+    broken file gets the same message shape instead of a traceback.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path} not found", fix) from None
+    except OSError as exc:
+        raise UserError(f"{path} cannot be read ({exc.strerror})", fix) from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})", fix) from None
 
 
 def write_json(path: Path | str, data: Any, *, strict: bool = False) -> None:
