@@ -78,15 +78,29 @@ def copy_project(
     return dest
 
 
+class Replace(dict):
+    """A mapping that `set_params` puts in place of the old one instead of merging into it
+    (a fork's `schema` or `gate.rules` leaves none of the example's keys behind)."""
+
+
 def set_params(repo: Path, changes: dict) -> None:
-    """Deep-merge `changes` into repo/params.yaml."""
+    """Deep-merge `changes` into repo/params.yaml (a `Replace` value replaces; None stays)."""
+
+    def plain(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items()}
+        return value
 
     def merge(into: dict, new: dict) -> None:
         for key, value in new.items():
-            if isinstance(value, dict) and isinstance(into.get(key), dict):
+            if (
+                isinstance(value, dict)
+                and not isinstance(value, Replace)
+                and isinstance(into.get(key), dict)
+            ):
                 merge(into[key], value)
             else:
-                into[key] = value
+                into[key] = plain(value)
 
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
