@@ -1,6 +1,6 @@
 """Pipeline speed and reproducibility, measured on this machine in temp copies of the project.
 
-Run: `uv run --extra keras python benchmarks/pipeline.py [--family sklearn|keras|both]`
+Run: `uv run --extra keras --extra lightgbm python benchmarks/pipeline.py [--family NAME ...]`
 
 For each family: a full `mlops data` + `dvc repro` from a clean copy, a no-op second repro, a
 run-cache restore of `train` (change a param, repro, change it back, repro), and a second clean
@@ -22,11 +22,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from project import copy_project, run, set_params
 
-TARGETS = {"sklearn": 60.0, "keras": 180.0}
+TARGETS = {"sklearn": 60.0, "lightgbm": 60.0, "keras": 180.0}
 TWEAK = {
     "sklearn": (
-        {"train": {"sklearn": {"svc": {"C": 5.0}}}},
-        {"train": {"sklearn": {"svc": {"C": 10.0}}}},
+        {"train": {"sklearn": {"logreg": {"C": 0.5}}}},
+        {"train": {"sklearn": {"logreg": {"C": 1.0}}}},
+    ),
+    "lightgbm": (
+        {"train": {"lightgbm": {"num_leaves": 7}}},
+        {"train": {"lightgbm": {"num_leaves": 15}}},
     ),
     "keras": ({"train": {"keras": {"batch_size": 64}}}, {"train": {"keras": {"batch_size": 32}}}),
 }
@@ -75,9 +79,9 @@ def bench(family: str, tmp: Path) -> dict[str, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--family", choices=["sklearn", "keras", "both"], default="both")
+    parser.add_argument("--family", nargs="+", choices=sorted(TARGETS), default=sorted(TARGETS))
     args = parser.parse_args()
-    families = ["sklearn", "keras"] if args.family == "both" else [args.family]
+    families = args.family
     with tempfile.TemporaryDirectory() as tmp:
         rows = [bench(f, Path(tmp)) for f in families]
     print(f"command: {shlex.join(['python', 'benchmarks/pipeline.py', *sys.argv[1:]])}")

@@ -66,10 +66,6 @@ class Rule:
             (kind, getattr(self, kind)) for kind in BOUND_KEYS if getattr(self, kind) is not None
         ]
 
-    @property
-    def has_change_bounds(self) -> bool:
-        return any(getattr(self, kind) is not None for kind in CHANGE_BOUNDS)
-
 
 def parse_rules(rules: Any) -> list[Rule]:
     """Validate the `gate.rules` mapping (metric name -> rule) from params.yaml.
@@ -481,11 +477,6 @@ def _fmt_bound(kind: str, bound: int | float) -> str:
 def _json_number(number: float | None) -> float | None:
     """Strict JSON has no NaN or Infinity: such numbers are written as null."""
     return number if number is not None and math.isfinite(number) else None
-
-
-def format_number(number: int | float) -> str:
-    """How the gate shows a number to people (for reports that quote the verdict)."""
-    return _fmt(number)
 
 
 # --------------------------------------------------------------------------- terminal

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_template.errors import UserError
-
-METRICS_FILES = ("metrics/quality.json", "metrics/serving.json")
+from mlops_template.paths import METRICS_FILES
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 PARAMS_FILE = Path("params.yaml")
 DATA_DVC = Path("data.dvc")
+DVC_LOCK = Path("dvc.lock")
 PYPROJECT = Path("pyproject.toml")
 
 DATA_REPORT = Path("reports/data.json")  # validate: rows, classes, file hashes
@@ -27,3 +28,5 @@ GATE_FILE = Path("reports/gate.json")  # gate: the verdict
 BENTOMODEL_FILE = Path("artifacts/bento/model.bentomodel")  # package: the exported model
 BENTOFILE = Path("bentofile.yaml")  # the service's build recipe
 BUILD_CONTEXT = Path("src")  # `bentoml build` runs here: the bento holds `mlops_template/...`
+REPRO_FILE = Path("build/ci/repro.json")  # CI: what reproducing the pipeline found
+RELEASE_VERDICT = Path("dist/gate-verdict.json")  # release: the gate against the previous release

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import sys
-from pathlib import Path
 
 
 def in_actions() -> bool:
@@ -56,7 +55,3 @@ def annotate(level: str, message: str, title: str | None = None) -> None:
     else:
         prefix = f"{title}: " if title else ""
         print(f"{level}: {prefix}{message}", file=sys.stderr, flush=True)
-
-
-def workspace() -> Path:
-    return Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd())

@@ -35,10 +35,10 @@ from mlops_template.errors import UserError
 from mlops_template.files import write_json
 from mlops_template.metrics_io import flatten, is_finite_number
 from mlops_template.params import load_params
+from mlops_template.paths import DVC_LOCK, REPRO_FILE
 from mlops_template.stages.data import ensure_data
 
-REPRO_FILE = Path("build/ci/repro.json")
-LOCK_FILE = Path("dvc.lock")
+LOCK_FILE = DVC_LOCK
 QUALITY_FILE = "metrics/quality.json"
 MAX_LISTED = 8  # problems listed one by one in the notes; the rest are counted
 

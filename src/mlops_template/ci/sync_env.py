@@ -2,8 +2,8 @@
 
 Standard library only: the setup action runs it as `python3 .../ci/sync_env.py` before anything
 is installed. `auto` asks `mlops_template.envspec` which extras params.yaml's train.family needs
-(so the scikit-learn family never downloads TensorFlow). Afterwards the environment's bin folder
-goes on $GITHUB_PATH, so later steps run `mlops` and `dvc` directly.
+(a family's heavy packages are downloaded only when params.yaml chooses it). Afterwards the
+environment's bin folder goes on $GITHUB_PATH, so later steps run `mlops` and `dvc` directly.
 """
 
 from __future__ import annotations

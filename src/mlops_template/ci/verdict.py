@@ -14,8 +14,9 @@ from typing import Any
 
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
+from mlops_template.paths import GATE_FILE
 
-VERDICT_FILE = Path("reports/gate.json")
+VERDICT_FILE = GATE_FILE
 TITLE = "Acceptance gate"
 
 

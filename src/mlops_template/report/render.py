@@ -39,7 +39,7 @@ class ReportInputs:
         {file: {name: {"old": x, "new": y, "diff": d}}} (old/new None when absent).
     gate: reports/gate.json (None when the gate did not run).
     data_base / data_pr: reports/data.json at the base and in the PR (None when absent).
-    curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty for sklearn).
+    curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty for families that log no curves).
     f1_base / f1_pr: {class: f1} from plots/per_class_f1.csv.
     confusion_pr: [(actual, predicted), ...] from plots/predictions.csv.
     repro: build/ci/repro.json (None when CI did not check reproducibility).
@@ -676,7 +676,7 @@ def _section_curves(inputs: ReportInputs) -> list[str]:
     names = [n for n in names if inputs.curves_base.get(n) or inputs.curves_pr.get(n)]
     out = ["#### Training curves", ""]
     if not names:
-        return [*out, "_No training curves: this model family logs none (e.g. scikit-learn)._"]
+        return [*out, "_No training curves: this model family logs none._"]
     for family, members in _families(names).items():
         name = _preferred(members)
         steps, base_vals, pr_vals = align_curves(

@@ -19,8 +19,9 @@ import yaml
 from mlops_template.custom.dataset import write_example_data
 from mlops_template.errors import UserError
 from mlops_template.params import load_params
+from mlops_template.paths import DATA_DVC
 
-DVC_FILE = Path("data.dvc")
+DVC_FILE = DATA_DVC
 
 
 def _dvc(*args: str) -> subprocess.CompletedProcess[str]:
@@ -104,9 +105,12 @@ def _from_example(dvc_file: Path, data_path: Path) -> None:
     if data_state(dvc_file) != "ok":
         shutil.rmtree(data_dir)
         raise UserError(
-            "the regenerated example data does not match data.dvc (a different scikit-learn?)",
-            "install the locked environment (`uv sync --locked`), or configure the DVC remote "
-            "that holds your data (`dvc remote add -d ...`)",
+            f"{dvc_file} records data that is not the bundled example (your own data, or an "
+            "example written by another environment), and no DVC remote is configured to "
+            "fetch it from",
+            "configure the DVC remote that holds the data and commit .dvc/config (README: "
+            "'DVC remote with OIDC'; `dvc remote add -d storage s3://BUCKET/dvc`, then "
+            "`dvc push` where the data is); or put the data in data/ and run `dvc add data`",
         )
     _dvc("commit", "--force", str(dvc_file))  # put the bytes in the local cache for push/checkout
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from mlops_template.metrics_io import load_metrics
+from mlops_template.paths import BENTOMODEL_FILE as BENTOMODEL
+from mlops_template.paths import GATE_FILE as VERDICT
+from mlops_template.paths import MODEL_DIR
 
-VERDICT = Path("reports/gate.json")
-BENTOMODEL = Path("artifacts/bento/model.bentomodel")
 KEY_METRICS = ("accuracy", "f1_macro", "log_loss", "model_size_bytes", "latency.single_p95_ms")
 
 
@@ -36,7 +36,7 @@ def summary_lines() -> list[str]:
     lines.append("outputs:")
     lines.append("  metrics        metrics/quality.json, metrics/serving.json (`dvc metrics show`)")
     lines.append("  plots          plots/, dvclive/ (`dvc plots show`)")
-    lines.append("  model          artifacts/model/")
+    lines.append(f"  model          {MODEL_DIR}/")
     lines.append(f"  verdict        {VERDICT}")
     if BENTOMODEL.exists():
         lines.append(f"  packaged model {BENTOMODEL} (BentoML store: .bentoml/)")
