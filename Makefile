@@ -26,11 +26,11 @@ $(CURDIR)/.uv/bin/uv:
 
 uv: $(UV)
 
-env: uv  ## only the extras params.yaml needs (no TensorFlow for the sklearn family)
-	$(UV) sync --locked $$(python3 src/mlops_template/envspec.py)
+env: uv  ## only the extra of the family params.yaml chooses; an unknown family installs nothing
+	flags="$$(python3 src/mlops_template/envspec.py)" && $(UV) sync --locked $$flags
 
 env-all: uv  ## every model family's extra: what the tests need
-	$(UV) sync --locked $$(python3 src/mlops_template/envspec.py --all)
+	flags="$$(python3 src/mlops_template/envspec.py --all)" && $(UV) sync --locked $$flags
 
 run: env
 	$(UV) run mlops data
