@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from mlops_template.contract import ModelFamily
 
 os.environ.update(
     {
@@ -20,3 +26,14 @@ os.environ.update(
         "GIT_CONFIG_NOSYSTEM": "1",
     }
 )
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> type[ModelFamily]:
+    """The tests' own model family (tests/tiny_family.py), registered as `tiny` for one test."""
+    import tiny_family
+
+    from mlops_template import contract
+
+    monkeypatch.setitem(contract._REGISTERED, "tiny", tiny_family.Family)
+    return tiny_family.Family

@@ -1,4 +1,5 @@
-"""`mlops gate` end to end, in a real temporary git repository."""
+"""`mlops gate` end to end, in a real temporary git repository, with a fork's params.yaml
+(tests/fork.py) and the tiny family: nothing here depends on the example."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
+from fork import fork_params
+from project import REPO, set_params
 
 from mlops_template.cli import main
 from mlops_template.gate import Verdict
@@ -22,9 +25,21 @@ RULES = {
 }
 
 
+def _fork_params_text() -> str:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        (Path(scratch) / "params.yaml").write_text((REPO / "params.yaml").read_text())
+        set_params(Path(scratch), fork_params("tiny"))
+        return (Path(scratch) / "params.yaml").read_text()
+
+
+FORK_PARAMS = _fork_params_text()
+
+
 def project_params(rules: Any) -> str:
-    """The project's own params.yaml with these gate rules."""
-    params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
+    """A fork's params.yaml with these gate rules."""
+    params = yaml.safe_load(FORK_PARAMS)
     params["gate"]["rules"] = rules
     return yaml.safe_dump(params, sort_keys=False)
 
@@ -62,7 +77,7 @@ def verdict_file(path: str = "reports/gate.json") -> dict[str, Any]:
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny) -> Path:
     """An empty directory as cwd, with git isolated from the user's and system's config."""
     for name in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{name}_NAME", "Gate Test")
@@ -93,7 +108,7 @@ def test_accepted_exits_0_and_writes_the_verdict(repo, capsys):
     assert "verdict written to reports/gate.json" in out
     verdict = verdict_file()
     assert verdict["accepted"] is True
-    assert verdict["baseline"] == {"source": "git:HEAD", "available": True}
+    assert verdict["baseline"] == {"source": "git:HEAD", "available": True, "note": None}
     assert verdict["reasons"] == []
     assert verdict["summary"] == "accepted: 3 rules passed"
     accuracy = verdict["rules"][0]
@@ -123,7 +138,7 @@ def test_an_older_revision_can_be_the_baseline(repo, capsys):
 
     assert main(["gate"]) == 0  # unchanged against HEAD
     assert main(["gate", "--baseline-rev", "HEAD~1"]) == 1  # worse than the commit before
-    assert verdict_file()["baseline"] == {"source": "git:HEAD~1", "available": True}
+    assert verdict_file()["baseline"] == {"source": "git:HEAD~1", "available": True, "note": None}
     assert REGRESSION in capsys.readouterr().out
 
 
@@ -149,7 +164,7 @@ def test_outside_a_git_repo_the_baseline_rev_is_a_clear_error(workdir, capsys):
     assert "fix: run from the repository root, or pass --baseline-file PATH or --no-baseline" in err
 
     assert main(["gate", "--no-baseline"]) == 0  # value bounds still work without git
-    assert verdict_file()["baseline"] == {"source": None, "available": False}
+    assert verdict_file()["baseline"] == {"source": None, "available": False, "note": None}
 
 
 def test_first_commit_without_metrics_skips_change_bounds(workdir, capsys):
@@ -161,7 +176,7 @@ def test_first_commit_without_metrics_skips_change_bounds(workdir, capsys):
     assert main(["gate"]) == 1  # ...but only the value bound (min 0.9) fails
 
     verdict = verdict_file()
-    assert verdict["baseline"] == {"source": "git:HEAD", "available": False}
+    assert verdict["baseline"] == {"source": "git:HEAD", "available": False, "note": None}
     assert verdict["reasons"] == ["accuracy 0.5 is below the minimum 0.9"]
     change_checks = [
         check
@@ -185,7 +200,7 @@ def test_repository_without_any_commit_has_no_baseline(workdir):
     write_metrics()
 
     assert main(["gate"]) == 0
-    assert verdict_file()["baseline"] == {"source": "git:HEAD", "available": False}
+    assert verdict_file()["baseline"] == {"source": "git:HEAD", "available": False, "note": None}
 
 
 def test_baseline_file(repo, capsys):
@@ -195,7 +210,7 @@ def test_baseline_file(repo, capsys):
     assert main(["gate", "--baseline-file", "baseline.json"]) == 1
 
     verdict = verdict_file()
-    assert verdict["baseline"] == {"source": "file:baseline.json", "available": True}
+    assert verdict["baseline"] == {"source": "file:baseline.json", "available": True, "note": None}
     reason = "accuracy got worse by 0.02 (2.02%) against the baseline 0.99; allowed 0.01"
     assert verdict["reasons"] == [reason]
     assert reason in capsys.readouterr().out
@@ -266,7 +281,101 @@ def test_run_gate_is_reusable(repo):
 
     verdict = run_gate("params.yaml")  # neither rev nor file: no baseline
     assert verdict.accepted
-    assert verdict_file()["baseline"] == {"source": None, "available": False}
+    assert verdict_file()["baseline"] == {"source": None, "available": False, "note": None}
 
     with pytest.raises(ValueError, match="not both"):
         run_gate("params.yaml", baseline_rev="HEAD", baseline_file="x.json")
+
+
+# --------------------------------------------------------------------------- the task fingerprint
+
+
+def write_task(**changes: Any) -> dict[str, Any]:
+    """reports/task.json as prepare writes it for the fork's params (with `changes`)."""
+    from mlops_template.params import parse_params
+    from mlops_template.task import task_record
+
+    record = task_record(parse_params(yaml.safe_load(FORK_PARAMS)))
+    if changes:
+        record = record.model_copy(update=changes).with_fingerprint()
+    Path("reports").mkdir(exist_ok=True)
+    Path("reports/task.json").write_text(record.model_dump_json())
+    return record.model_dump(mode="json")
+
+
+def change_checks(verdict: dict[str, Any]) -> list[tuple[Any, str]]:
+    return [
+        (check["passed"], check["reason"])
+        for rule in verdict["rules"]
+        for check in rule["checks"]
+        if check["kind"].startswith("max_re")
+    ]
+
+
+def test_a_baseline_of_the_same_task_is_used(repo, capsys):
+    write_task()
+    commit("the task")
+    write_metrics(accuracy=0.95)
+
+    assert main(["gate"]) == 1
+    verdict = verdict_file()
+    assert verdict["baseline"] == {"source": "git:HEAD", "available": True, "note": None}
+    assert verdict["reasons"] == [REGRESSION]
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"classes": [0, 1, 2]}, "classes [0, 1, 2] -> ['barolo', 'grignolino', 'barbera']"),
+        ({"target": "label"}, "target 'label' -> 'cultivar'"),
+        ({"split_seed": 7}, "split_seed 7 -> 42"),
+        ({"test_size": 0.2}, "test_size 0.2 -> 0.25"),
+    ],
+)
+def test_a_baseline_of_another_task_is_not_used_and_the_verdict_says_why(
+    repo, capsys, changes, why
+):
+    """A fork's first model is not judged against the example's (or any other task's) metrics."""
+    write_task(**changes)
+    commit("the template's task")
+    write_task()
+    write_metrics(accuracy=0.91, log_loss=0.4)  # much worse than the committed metrics
+
+    assert main(["gate"]) == 0  # only the value bounds apply
+
+    verdict = verdict_file()
+    note = f"the baseline measured a different task ({why})"
+    assert verdict["baseline"] == {"source": "git:HEAD", "available": False, "note": note}
+    assert change_checks(verdict) == [(None, "skipped: no baseline")] * 2
+    assert verdict["summary"] == f"accepted: 3 rules passed (change bounds skipped: {note})"
+    assert note in capsys.readouterr().out
+
+
+def test_a_baseline_without_a_task_record_is_not_used(repo):
+    write_task()  # HEAD (the fixture's commit) has metrics but no reports/task.json
+    write_metrics(accuracy=0.91)
+
+    assert main(["gate"]) == 0
+    note = verdict_file()["baseline"]["note"]
+    assert note == "the baseline records no task (it predates task fingerprints)"
+
+
+def test_without_a_current_task_record_the_named_baseline_is_trusted(repo):
+    write_task(split_seed=7)
+    commit("some task")
+    Path("reports/task.json").unlink()
+    write_metrics(accuracy=0.95)
+
+    assert main(["gate"]) == 1
+    assert verdict_file()["baseline"]["available"] is True
+
+
+def test_a_baseline_file_is_trusted_whatever_the_task(repo):
+    write_task(split_seed=7)
+    commit("some task")
+    write_task()
+    Path("baseline.json").write_text(json.dumps({**QUALITY, **SERVING}))
+    write_metrics(accuracy=0.95)
+
+    assert main(["gate", "--baseline-file", "baseline.json"]) == 1
+    assert verdict_file()["baseline"]["available"] is True

@@ -11,23 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import tiny_family
 from fork import CLASSES, DATA_PATH, FEATURES, HEADER, ROWS, TARGET, fork_rows, make_project
 from fork import write_fork_csv as write_csv
 from project import set_params
 
-from mlops_template import contract
 from mlops_template.cli import main
 from mlops_template.model_io import load_model
 from mlops_template.params import load_params
 from mlops_template.table import feature_spec, read_table
-
-
-@pytest.fixture
-def tiny(monkeypatch: pytest.MonkeyPatch) -> type[contract.ModelFamily]:
-    """The tests' own family, registered for this test only."""
-    monkeypatch.setitem(contract._REGISTERED, "tiny", tiny_family.Family)
-    return tiny_family.Family
 
 
 @pytest.fixture
