@@ -1,8 +1,11 @@
 """Shared by the packaging, service and release tests: a small real project, real CLIs, a server.
 
-`trained_project` trains once per test session (the real prepare/train/evaluate stages in a child
-process, so TensorFlow never enters the pytest process) and hands each caller its own copy, with
-its own BentoML home. Everything runs for real: `mlops package`, `bentoml serve` on 127.0.0.1.
+`trained_project` trains once per test session and setting (the real prepare/train/evaluate
+stages in a child process, so TensorFlow never enters the pytest process) and hands each caller
+its own copy, with its own BentoML home. Everything runs for real: `mlops package`, `bentoml
+serve` on 127.0.0.1. By default the project is a small synthetic task (string classes, numeric,
+categorical, boolean and nullable columns), not the example: `dataset="digits"` is for the tests
+of the example itself.
 """
 
 from __future__ import annotations
@@ -104,12 +107,70 @@ def write_verdict(root: Path, verdict: dict[str, Any]) -> None:
     path.write_text(json.dumps(verdict, indent=2) + "\n")
 
 
-def _build_template(root: Path, family: str, estimator: str, epochs: int) -> None:
+# A small synthetic task (the kept parts are tested on it, not on the example): string classes,
+# numbers on different scales (bounded, unbounded, an integer column), a categorical, a boolean
+# and a nullable column, and a shape (2x3) so that nested instances are exercised too.
+SYNTH_PROJECT = "synth"
+SYNTH_TARGET = "species"
+SYNTH_CLASSES = ["ant", "bee", "cat"]
+SYNTH_COLOURS = ["red", "green", "blue"]
+SYNTH_ROWS_PER_CLASS = 60
+SYNTH_TEST_ROWS = 45  # test_size 0.25 of 180 rows
+SYNTH_SCHEMA: dict[str, Any] = {
+    "min_rows": 100,
+    "min_rows_per_class": 20,
+    "classes": SYNTH_CLASSES,
+    "columns": {
+        "length_mm": {"dtype": "float64", "min": 0.0, "max": 500.0},
+        "ratio": {"dtype": "float64"},
+        "legs": {"dtype": "int64", "min": 0, "max": 12},
+        "colour": {"dtype": "str", "values": SYNTH_COLOURS},
+        "winged": {"dtype": "bool"},
+        "weight_g": {"dtype": "float64", "min": 0.0, "nullable": True},
+        SYNTH_TARGET: {"dtype": "str"},
+    },
+    "shape": [2, 3],
+}
+SYNTH_FEATURES = [c for c in SYNTH_SCHEMA["columns"] if c != SYNTH_TARGET]
+
+
+def write_synthetic_data(path: Path, seed: int = 3) -> None:
+    """A deterministic CSV of the synthetic task (a few empty cells in the nullable column)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    lines = [",".join([*SYNTH_FEATURES, SYNTH_TARGET])]
+    for k, label in enumerate(SYNTH_CLASSES):
+        for i in range(SYNTH_ROWS_PER_CLASS):
+            length = float(np.clip(rng.normal(5 + 150 * k, 20), 0, 500))
+            weight = "" if i % 15 == 7 else f"{max(rng.normal(0.01 * 10**k, 0.003 * 10**k), 0):.5f}"
+            cells = [
+                f"{length:.2f}",
+                f"{rng.normal(k - 1, 0.7):.4f}",
+                str(int(np.clip(round(rng.normal(2 + 3 * k, 1)), 0, 12))),
+                SYNTH_COLOURS[int(rng.choice(3, p=np.roll([0.7, 0.2, 0.1], k)))],
+                str(bool(rng.random() < 0.2 + 0.3 * k)),
+                weight,
+                label,
+            ]
+            lines.append(",".join(cells))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+
+
+def _build_template(root: Path, dataset: str, family: str, estimator: str, epochs: int) -> None:
     from mlops_template.custom.dataset import write_example_data
     from mlops_template.stages.data import workspace_hash
 
     root.mkdir(parents=True)  # fails loudly if a template is half-built
     params = yaml.safe_load((REPO / "params.yaml").read_text())
+    if dataset == "synthetic":
+        params["project"] = {"name": SYNTH_PROJECT, "description": "Synthetic test task"}
+        params["data"] = {"path": "data/synth.csv", "target": SYNTH_TARGET}
+        params["schema"] = SYNTH_SCHEMA
+        write_synthetic_data(root / "data" / "synth.csv")
+    else:  # the example (digits), for the tests of the example itself
+        write_example_data(root / params["data"]["path"])
     params["train"]["family"] = family
     params["train"]["sklearn"]["estimator"] = estimator
     params["train"]["keras"].update(architecture="mlp", epochs=epochs)
@@ -120,7 +181,6 @@ def _build_template(root: Path, family: str, estimator: str, epochs: int) -> Non
     shutil.copytree(  # bentofile.yaml with src/ as the build context, as in the repository
         REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
     )
-    write_example_data(root / "data" / "digits.csv")
     dvc = {"outs": [{"md5": workspace_hash(root / "data"), "path": "data", "hash": "md5"}]}
     (root / "data.dvc").write_text(yaml.safe_dump(dvc, sort_keys=False))
     done = run(root, sys.executable, "-c", TRAIN_SCRIPT)
@@ -134,16 +194,19 @@ def trained_project(
     estimator: str = "logreg",
     epochs: int = 1,
     verdict: dict[str, Any] | None = None,
+    dataset: str = "synthetic",
 ) -> Path:
     """A fresh copy (`factory.mktemp(name)`) of a project trained with these settings.
 
-    Training runs once per session and setting; `factory` is pytest's tmp_path_factory.
+    `dataset` is "synthetic" (the small task above, project `synth`) or "digits" (the
+    example). Training runs once per session and setting; `factory` is pytest's
+    tmp_path_factory.
     """
-    key = (family, estimator, epochs)
+    key = (dataset, family, estimator, epochs)
     template = _TEMPLATES.get(key)
     if template is None:
         template = factory.getbasetemp() / "templates" / "-".join(map(str, key))
-        _build_template(template, family, estimator, epochs)
+        _build_template(template, dataset, family, estimator, epochs)
         _TEMPLATES[key] = template
     target = factory.mktemp(name) / "project"
     shutil.copytree(template, target)
@@ -156,6 +219,38 @@ def packaged_project(factory: Any, name: str, **kwargs: Any) -> Path:
     done = mlops(root, "package")
     assert done.returncode == 0, done.stderr
     return root
+
+
+def split_frame(root: Path) -> Any:
+    """The project's test split as the model takes it (the spec's columns and dtypes)."""
+    from mlops_template.model_io import read_descriptor
+    from mlops_template.params import load_params
+    from mlops_template.paths import MODEL_DIR, TEST_CSV
+    from mlops_template.table import read_table
+
+    spec = read_descriptor(root / MODEL_DIR).spec
+    return spec.frame(read_table(root / TEST_CSV, load_params(root / "params.yaml")))
+
+
+def json_instances(frame: Any, spec: Any) -> list[list[Any]]:
+    """Rows of a spec-typed frame as a client sends them: JSON types in column order, null
+    for a missing value, whole numbers for integer columns."""
+    import math
+
+    rows = []
+    for row in frame.itertuples(index=False, name=None):
+        out: list[Any] = []
+        for value, column in zip(row, spec.columns, strict=True):
+            if value is None or (isinstance(value, float) and math.isnan(value)):
+                out.append(None)
+            elif column.kind == "numeric":
+                out.append(int(value) if column.integer else float(value))
+            elif column.kind == "boolean":
+                out.append(bool(value))
+            else:
+                out.append(str(value))
+        rows.append(out)
+    return rows
 
 
 def free_port() -> int:

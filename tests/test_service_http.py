@@ -1,4 +1,5 @@
-"""A real `bentoml serve` on 127.0.0.1 with a packaged scikit-learn model, over real HTTP."""
+"""A real `bentoml serve` on 127.0.0.1 with a packaged scikit-learn model of the synthetic task
+(helpers_serving), over real HTTP: every instance form, each column's rule, the limits."""
 
 from __future__ import annotations
 
@@ -10,9 +11,18 @@ import socket
 import time
 
 import numpy as np
-import pandas as pd
 import pytest
-from helpers_serving import DevServer, http, packaged_project, post
+from helpers_serving import (
+    SYNTH_CLASSES,
+    SYNTH_FEATURES,
+    SYNTH_PROJECT,
+    DevServer,
+    http,
+    json_instances,
+    packaged_project,
+    post,
+    split_frame,
+)
 
 from mlops_template import paths
 from mlops_template.model_io import load_model
@@ -20,8 +30,9 @@ from mlops_template.serving import store
 
 pytestmark = pytest.mark.slow
 
-ZERO_ROW = [0] * 64
-ROW_TEXT = ",".join(["0"] * 63)
+# length_mm (0..500), ratio, legs (integer 0..12), colour, winged, weight_g (>= 0, nullable)
+VALID_ROW = [120.5, 0.25, 4, "green", True, None]
+ROW_TEXT = ',0.25,4,"green",true,null'
 
 
 @pytest.fixture(scope="module")
@@ -40,24 +51,25 @@ def server(project):
 
 
 def test_served_predictions_equal_the_offline_model(server, project):
-    model = load_model(project / "artifacts" / "model")
-    rows = pd.read_csv(project / "artifacts" / "split" / "test.csv")[model.features]
-    X = rows.to_numpy(dtype=np.float32)
-    status, answer = post(f"{server.url}/predict", {"instances": X.tolist()})
+    model = load_model(project / paths.MODEL_DIR)
+    frame = split_frame(project)
+    rows = json_instances(frame, model.spec)
+    status, answer = post(f"{server.url}/predict", {"instances": rows})
     assert status == 200, answer
-    assert [a["label"] for a in answer] == model.predict(X)
+    assert [a["label"] for a in answer] == model.predict(frame)
+    assert {a["label"] for a in answer} <= set(SYNTH_CLASSES)
     served = [[a["probabilities"][str(c)] for c in model.classes] for a in answer]
-    np.testing.assert_allclose(served, model.predict_proba(X), atol=1e-9)
-    tag = store.model_tag(project / "artifacts" / "model")
+    np.testing.assert_allclose(served, model.predict_proba(frame), atol=1e-9)
+    tag = store.model_tag(SYNTH_PROJECT, project / paths.MODEL_DIR)
     assert {a["model_version"] for a in answer} == {tag}
 
 
-def test_an_image_grid_and_its_flat_row_get_the_same_answer(server):
-    row = [float((3 * i) % 17) for i in range(64)]
-    grid = [row[r * 8 : r * 8 + 8] for r in range(8)]
-    status, answer = post(f"{server.url}/predict", {"instances": [row, grid]})
-    assert status == 200
-    assert answer[0] == answer[1]
+def test_an_instance_by_position_by_name_and_as_a_grid_gets_the_same_answer(server):
+    named = dict(zip(SYNTH_FEATURES, VALID_ROW, strict=True))
+    grid = [VALID_ROW[:3], VALID_ROW[3:]]  # schema.shape [2, 3]
+    status, answer = post(f"{server.url}/predict", {"instances": [VALID_ROW, named, grid]})
+    assert status == 200, answer
+    assert answer[0] == answer[1] == answer[2]
 
 
 def _json(payload) -> bytes:
@@ -65,43 +77,61 @@ def _json(payload) -> bytes:
 
 
 def _raw_row(value: str) -> bytes:
-    return f'{{"instances": [[{value},{ROW_TEXT}]]}}'.encode()
+    """A row whose first value (length_mm) is given as raw JSON text (NaN, 1e400, ...)."""
+    return f'{{"instances": [[{value}{ROW_TEXT}]]}}'.encode()
 
 
+def _with(column: str, value) -> bytes:
+    row = list(VALID_ROW)
+    row[SYNTH_FEATURES.index(column)] = value
+    return _json({"instances": [row]})
+
+
+def _named(**changes) -> bytes:
+    return _json({"instances": [{**dict(zip(SYNTH_FEATURES, VALID_ROW, strict=True)), **changes}]})
+
+
+JSON = "application/json"
 # (id, body, content type, expected status)
 MALFORMED = [
-    ("empty-instances", _json({"instances": []}), "application/json", 400),
-    ("no-instances-key", _json({}), "application/json", 400),
-    ("empty-body", b"", "application/json", 400),
-    ("instances-not-a-list", _json({"instances": 5}), "application/json", 400),
-    ("instances-a-string", _json({"instances": "1,2,3"}), "application/json", 400),
-    ("top-level-list", _json([ZERO_ROW]), "application/json", 400),
-    ("top-level-null", b"null", "application/json", 400),
-    ("row-is-an-object", _json({"instances": [{"pixel_0_0": 1}]}), "application/json", 400),
-    ("row-63-values", _json({"instances": [[0] * 63]}), "application/json", 400),
-    ("row-65-values", _json({"instances": [[0] * 65]}), "application/json", 400),
-    ("strings", _json({"instances": [["1"] * 64]}), "application/json", 400),
-    ("one-string", _json({"instances": [["x", *ZERO_ROW[1:]]]}), "application/json", 400),
-    ("boolean", _json({"instances": [[True, *ZERO_ROW[1:]]]}), "application/json", 400),
-    ("null-value", _json({"instances": [[None, *ZERO_ROW[1:]]]}), "application/json", 400),
-    ("nan", _raw_row("NaN"), "application/json", 400),
-    ("infinity", _raw_row("Infinity"), "application/json", 400),
-    ("minus-infinity", _raw_row("-Infinity"), "application/json", 400),
-    ("overflow-to-infinity", _raw_row("1e400"), "application/json", 400),
-    ("negative", _raw_row("-1"), "application/json", 400),
-    ("above-16", _raw_row("16.01"), "application/json", 400),
-    ("huge-value", _raw_row("1e9"), "application/json", 400),
-    ("grid-7-rows", _json({"instances": [[[0] * 8] * 7]}), "application/json", 400),
-    ("grid-8x9", _json({"instances": [[[0] * 9] * 8]}), "application/json", 400),
-    ("ragged-grid", _json({"instances": [[[0] * 8] * 7 + [[0] * 7]]}), "application/json", 400),
-    ("too-deep", _json({"instances": [[[[0] * 8] * 8]]}), "application/json", 400),
-    ("1001-rows", _json({"instances": [ZERO_ROW] * 1001}), "application/json", 400),
-    ("text-plain", _json({"instances": [ZERO_ROW]}), "text/plain", 415),
+    ("empty-instances", _json({"instances": []}), JSON, 400),
+    ("no-instances-key", _json({}), JSON, 400),
+    ("empty-body", b"", JSON, 400),
+    ("instances-not-a-list", _json({"instances": 5}), JSON, 400),
+    ("instances-a-string", _json({"instances": "1,2,3"}), JSON, 400),
+    ("top-level-list", _json([VALID_ROW]), JSON, 400),
+    ("top-level-null", b"null", JSON, 400),
+    ("unknown-column", _named(size=3), JSON, 400),
+    ("missing-column", _json({"instances": [{"length_mm": 1}]}), JSON, 400),
+    ("row-5-values", _json({"instances": [VALID_ROW[:5]]}), JSON, 400),
+    ("row-7-values", _json({"instances": [[*VALID_ROW, 1]]}), JSON, 400),
+    ("number-as-string", _with("length_mm", "1"), JSON, 400),
+    ("boolean-as-number", _with("length_mm", True), JSON, 400),
+    ("null-not-nullable", _with("ratio", None), JSON, 400),
+    ("integer-not-whole", _with("legs", 2.5), JSON, 400),
+    ("integer-above-max", _with("legs", 13), JSON, 400),
+    ("category-not-allowed", _with("colour", "purple"), JSON, 400),
+    ("category-as-number", _with("colour", 1), JSON, 400),
+    ("bool-as-string", _with("winged", "true"), JSON, 400),
+    ("nullable-below-min", _with("weight_g", -0.5), JSON, 400),
+    ("named-bad-category", _named(colour="RED"), JSON, 400),
+    ("nan", _raw_row("NaN"), JSON, 400),
+    ("infinity", _raw_row("Infinity"), JSON, 400),
+    ("minus-infinity", _raw_row("-Infinity"), JSON, 400),
+    ("overflow-to-infinity", _raw_row("1e400"), JSON, 400),
+    ("negative", _raw_row("-1"), JSON, 400),
+    ("above-max", _raw_row("500.01"), JSON, 400),
+    ("huge-value", _raw_row("1e9"), JSON, 400),
+    ("grid-3x2", _json({"instances": [[VALID_ROW[:2], VALID_ROW[2:4], VALID_ROW[4:]]]}), JSON, 400),
+    ("ragged-grid", _json({"instances": [[VALID_ROW[:3], VALID_ROW[3:5]]]}), JSON, 400),
+    ("too-deep", _json({"instances": [[[VALID_ROW[:3]], [VALID_ROW[3:]]]]}), JSON, 400),
+    ("1001-rows", _json({"instances": [VALID_ROW] * 1001}), JSON, 400),
+    ("text-plain", _json({"instances": [VALID_ROW]}), "text/plain", 415),
     ("form-encoded", b"instances=1", "application/x-www-form-urlencoded", 415),
     ("multipart", b"--x--", "multipart/form-data; boundary=x", 415),
-    ("truncated-json", b'{"instances": [[0, 1', "application/json", 400),
-    ("not-json", b"hello", "application/json", 400),
-    ("binary", bytes(range(256)), "application/json", 400),
+    ("truncated-json", b'{"instances": [[0, 1', JSON, 400),
+    ("not-json", b"hello", JSON, 400),
+    ("binary", bytes(range(256)), JSON, 400),
 ]
 
 
@@ -116,6 +146,25 @@ def test_malformed_requests_get_a_4xx_with_a_message(server, body, content_type,
     payload = json.loads(answer)
     messages = payload if isinstance(payload, list) else [payload]
     assert all(m.get("error") for m in messages), payload
+
+
+def test_a_400_names_the_instance_the_column_and_the_rule(server):
+    bad = [list(VALID_ROW) for _ in range(3)]
+    bad[1][SYNTH_FEATURES.index("legs")] = 13
+    bad[2][SYNTH_FEATURES.index("colour")] = "purple"
+    status, answer = post(f"{server.url}/predict", {"instances": bad})
+    assert status == 400
+    assert [(d["loc"], d["msg"]) for d in answer["detail"]] == [
+        (["instances", 1], "instance 1: column 'legs': got 13; expected an integer from 0 to 12"),
+        (
+            ["instances", 2],
+            "instance 2: column 'colour': got \"purple\"; expected one of 'red', 'green', 'blue'",
+        ),
+    ]
+    status, answer = post(f"{server.url}/predict", {"instances": [{"size": 1}] * 30})
+    assert status == 400 and len(answer["detail"]) == 21
+    assert answer["detail"][0]["msg"].startswith("instance 0: unknown column 'size'")
+    assert answer["detail"][-1]["msg"] == "and 10 more invalid instances"
 
 
 def exchange(port: int, head: bytes, body: bytes) -> bytes:
@@ -177,7 +226,7 @@ def test_the_server_is_healthy_after_the_bad_requests(server):
     assert exchange(server.port, head.encode(), OVERSIZED).startswith(b"HTTP/1.1 413")
     for probe in ("readyz", "livez"):
         assert http(f"{server.url}/{probe}", method="GET", content_type=None)[0] == 200
-    status, answer = post(f"{server.url}/predict", {"instances": [ZERO_ROW]})
+    status, answer = post(f"{server.url}/predict", {"instances": [VALID_ROW]})
     assert status == 200 and len(answer) == 1
 
 
@@ -196,7 +245,7 @@ def test_metrics_count_predictions_per_class_and_confidence(server):
         return http(f"{server.url}/metrics", method="GET", content_type=None)[1].decode()
 
     before = scrape()
-    rows = [[float((i * k) % 17) for i in range(64)] for k in range(1, 8)]
+    rows = [[40.0 * k, k - 3.0, k, "red", k % 2 == 0, None] for k in range(1, 8)]
     status, answer = post(f"{server.url}/predict", {"instances": rows})
     assert status == 200
     labels = [a["label"] for a in answer]
@@ -218,8 +267,13 @@ def test_metadata_describes_the_packaged_model(server, project):
     status, meta = post(f"{server.url}/metadata", {})
     assert status == 200
     record = packaged["provenance"]
-    assert meta["tag"] == packaged["tag"] == store.model_tag(project / "artifacts" / "model")
-    assert meta["family"] == "sklearn"
+    assert (
+        meta["tag"] == packaged["tag"] == store.model_tag(SYNTH_PROJECT, project / paths.MODEL_DIR)
+    )
+    assert meta["family"] == "sklearn" and meta["classes"] == SYNTH_CLASSES
+    assert meta["project"] == record["project"] and meta["project"]["name"] == SYNTH_PROJECT
+    assert [c["name"] for c in meta["input"]["columns"]] == SYNTH_FEATURES
+    assert meta["input"]["shape"] == [2, 3] and meta["input"]["max_rows"] == 1000
     assert meta["git_commit"] == record["git_commit"]
     assert meta["data_md5"] == record["data"]["md5"]
     assert meta["params"] == record["params"]
@@ -232,7 +286,7 @@ def test_a_request_in_flight_at_sigterm_completes(project):
     server = DevServer(project)
     try:
         server.wait_ready()
-        body = _json({"instances": [ZERO_ROW] * 20})
+        body = _json({"instances": [VALID_ROW] * 20})
         with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
             head = (
                 f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"

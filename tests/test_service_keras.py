@@ -1,6 +1,7 @@
-"""The keras path end to end, kept lean: a 2-epoch model packaged, built into a bento with
-TensorFlow pinned, served from a fresh BentoML home (front + batching inference service), and
-checked against the offline model on the whole test split."""
+"""The example's keras path end to end, kept lean: a 2-epoch model of the example data (digits)
+packaged, built into a bento with TensorFlow pinned, served from a fresh BentoML home (with
+adaptive batching, as the family declares), and checked against the offline model on the whole
+test split. A test of the example: a fork that replaces the example deletes it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import tarfile
 
 import pytest
 from helpers_serving import mlops, packaged_project
+
+from mlops_template.serving import store
 
 pytestmark = [
     pytest.mark.keras,
@@ -21,10 +24,10 @@ pytestmark = [
 
 
 def test_a_packaged_keras_model_serves_its_offline_predictions(tmp_path_factory):
-    root = packaged_project(tmp_path_factory, "keras", family="keras", epochs=2)
+    root = packaged_project(tmp_path_factory, "keras", family="keras", epochs=2, dataset="digits")
     built = mlops(root, "release", "build", "--version", "v0.1.0", "--out", "dist")
     assert built.returncode == 0, built.stderr
-    bento = root / "dist" / "digits-classifier-v0.1.0.bento"
+    bento = root / "dist" / f"{store.bento_name('digits')}-v0.1.0.bento"
     with tarfile.open(bento) as archive:
         requirements = archive.extractfile("./env/python/requirements.txt").read().decode()
     assert "tensorflow-cpu==" in requirements and "keras==" in requirements
