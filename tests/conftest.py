@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import TYPE_CHECKING
 
 import pytest
@@ -24,6 +25,9 @@ os.environ.update(
         "GIT_COMMITTER_EMAIL": "tests@example.invalid",
         "GIT_CONFIG_GLOBAL": os.devnull,
         "GIT_CONFIG_NOSYSTEM": "1",
+        # The locked environment's commands (dvc, mlops, bentoml) come first, also when pytest
+        # runs as `.venv/bin/python -m pytest` without an activated venv.
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")]),
     }
 )
 

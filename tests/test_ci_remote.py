@@ -73,6 +73,7 @@ def test_no_id_token_permission_is_a_clear_error(monkeypatch) -> None:
     assert "id-token: write" in caught.value.hint
 
 
+@pytest.mark.slow  # real `dvc` subprocesses: seconds each
 def test_no_remote_is_a_notice_and_nothing_else(dvc_repo: Path, capsys) -> None:
     assert remote.run_credentials(type("A", (), {"token_dir": "x"})()) == 0
     assert remote.run_push(None) == 0
@@ -82,6 +83,7 @@ def test_no_remote_is_a_notice_and_nothing_else(dvc_repo: Path, capsys) -> None:
     assert not (dvc_repo / "x").exists()
 
 
+@pytest.mark.slow
 def test_s3_remote_with_a_role_gets_a_private_token_file(
     dvc_repo: Path, oidc, monkeypatch, tmp_path: Path
 ) -> None:

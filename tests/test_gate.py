@@ -373,7 +373,7 @@ def test_no_baseline_skips_change_bounds_and_says_so():
     verdict = evaluate_gate({"accuracy": 0.95, "log_loss": 0.9}, rules, None, None)
     data = verdict.to_dict()
     assert data["accepted"] is True
-    assert data["baseline"] == {"source": None, "available": False}
+    assert data["baseline"] == {"source": None, "available": False, "note": None}
     accuracy, log_loss = data["rules"]
     assert accuracy["baseline"] is None
     assert [(c["kind"], c["passed"]) for c in accuracy["checks"]] == [
@@ -396,7 +396,7 @@ def test_no_baseline_skips_change_bounds_and_says_so():
 def test_baseline_rev_without_metrics_is_unavailable_but_named():
     rules = {"accuracy": {"direction": "higher", "max_regression": 0.01}}
     verdict = evaluate_gate({"accuracy": 0.5}, rules, None, "git:HEAD")
-    assert verdict.to_dict()["baseline"] == {"source": "git:HEAD", "available": False}
+    assert verdict.to_dict()["baseline"] == {"source": "git:HEAD", "available": False, "note": None}
     assert "(no metrics there)" in format_verdict(verdict)
 
 
@@ -417,7 +417,7 @@ def test_baseline_without_that_metric_skips_only_its_change_bounds(baseline, rea
     verdict = evaluate_gate({"accuracy": 0.5, "f1_macro": 0.95}, rules, baseline, "git:main")
     data = verdict.to_dict()
     accuracy, f1 = data["rules"]
-    assert data["baseline"] == {"source": "git:main", "available": True}
+    assert data["baseline"] == {"source": "git:main", "available": True, "note": None}
     assert accuracy["baseline"] is None
     assert accuracy["checks"][1]["passed"] is None
     assert accuracy["checks"][1]["reason"] == reason
@@ -484,7 +484,7 @@ def test_verdict_json_has_exactly_the_designed_shape():
     data = json.loads(json.dumps(verdict.to_dict(), allow_nan=False))
     assert list(data) == ["accepted", "baseline", "rules", "reasons", "summary"]
     assert data["accepted"] is True
-    assert data["baseline"] == {"source": "git:HEAD", "available": True}
+    assert data["baseline"] == {"source": "git:HEAD", "available": True, "note": None}
     assert data["reasons"] == []
     assert data["summary"] == "accepted: 5 rules passed"
     assert [r["metric"] for r in data["rules"]] == list(PARAMS_RULES)
