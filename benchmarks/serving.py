@@ -82,19 +82,21 @@ def bare_app(model_dir: Path) -> Any:
     from starlette.routing import Route
 
     from mlops_template.model_io import load_model
-    from mlops_template.serving.schemas import predictions
+    from mlops_template.params import load_params
+    from mlops_template.serving.schemas import predictions, to_frame
 
     model = load_model(model_dir)
-    tag = store.model_tag(model_dir)
-    n_features = len(model.features)
+    tag = store.model_tag(load_params(model_dir.parents[1] / "params.yaml").project.name, model_dir)
+    n_features = len(model.spec.names)
 
     def answer(rows: np.ndarray) -> list[dict[str, Any]]:
-        return [p.model_dump() for p in predictions(model.predict_proba(rows), model.classes, tag)]
+        frame = to_frame(model.spec, [tuple(r) for r in rows])
+        return [p.model_dump() for p in predictions(model.predict_proba(frame), model.classes, tag)]
 
     async def predict(request: Request) -> JSONResponse:
         try:
             instances = json.loads(await request.body())["instances"]
-            rows = np.asarray(instances, dtype=np.float32).reshape(len(instances), n_features)
+            rows = np.asarray(instances, dtype=np.float64).reshape(len(instances), n_features)
         except (ValueError, KeyError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         # The model runs on the event loop, one request at a time: no thread hand-off. Measured
@@ -104,7 +106,7 @@ def bare_app(model_dir: Path) -> Any:
     async def readyz(request: Request) -> PlainTextResponse:
         return PlainTextResponse("ok")
 
-    answer(np.zeros((1, n_features), dtype=np.float32))  # first call traces a keras model
+    answer(np.zeros((1, n_features), dtype=np.float64))  # first call traces a keras model
     return Starlette(
         routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", readyz)]
     )
