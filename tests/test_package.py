@@ -1,33 +1,84 @@
-"""`mlops package`: only an accepted model enters the BentoML store, under a content-derived tag."""
+"""`mlops package`: only an accepted model enters the BentoML store, under a content-derived tag
+and the project's name, with the record (project, feature spec, lineage, verdict) the service
+and the release read.
+
+The packaged models here are trained on the fork's synthetic CSV (tests/fork.py: numeric,
+categorical, boolean and nullable columns, string labels), never on the example data.
+`packaged_fork` is shared with the release tests.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sys
+from pathlib import Path
+from typing import Any
 
+import fork
 import pytest
-from helpers_serving import REJECTED, mlops, run, trained_project
+from helpers_serving import ACCEPTED, REJECTED, TRAIN_SCRIPT, mlops, run, write_verdict
 
 from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.serving import store
 from mlops_template.stages.package import read_verdict
 
+REPO = Path(__file__).resolve().parents[1]
+PROJECT = "wine"  # fork.fork_params' project.name
+_FORKS: dict[str, Path] = {}
+
+
+def _build_fork(root: Path, family: str) -> None:
+    """Train the fork's CSV with `family` once: prepare, train, evaluate in a child process
+    that runs this copy's own src/ (the build context of a release, too)."""
+    from mlops_template.stages.data import workspace_hash
+
+    fork.make_project(root, family)
+    shutil.copy2(REPO / "bentofile.yaml", root / "bentofile.yaml")
+    shutil.copytree(
+        REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    md5 = workspace_hash(root / "data")
+    (root / "data.dvc").write_text(f"outs:\n- md5: {md5}\n  path: data\n  hash: md5\n")
+    done = run(root, sys.executable, "-c", TRAIN_SCRIPT, PYTHONPATH=str(root / "src"))
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def trained_fork(factory: Any, name: str, family: str = "sklearn", verdict: Any = None) -> Path:
+    """A fresh copy of the fork trained with `family` (trained once per session), with a
+    gate verdict (accepted unless given)."""
+    template = _FORKS.get(family)
+    if template is None:
+        template = factory.getbasetemp() / "forks" / family
+        _build_fork(template, family)
+        _FORKS[family] = template
+    target = factory.mktemp(name) / "project"
+    shutil.copytree(template, target)
+    write_verdict(target, ACCEPTED if verdict is None else verdict)
+    return target
+
+
+def packaged_fork(factory: Any, name: str, family: str = "sklearn") -> Path:
+    root = trained_fork(factory, name, family)
+    done = mlops(root, "package")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def models_in_store(root: Path) -> list[str]:
+    models = root / ".bentoml" / "models" / store.model_name(PROJECT)
+    return sorted(p.name for p in models.glob("*") if p.name != "latest")
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return trained_project(tmp_path_factory, "package")
-
-
-def models_in_store(root):
-    models = root / ".bentoml" / "models"
-    return sorted(p.name for p in models.glob(f"{store.MODEL_NAME}/*") if p.name != "latest")
+    return trained_fork(tmp_path_factory, "package")
 
 
 @pytest.mark.slow
 def test_refuses_a_model_the_gate_rejected(tmp_path_factory):
-    root = trained_project(tmp_path_factory, "rejected", verdict=REJECTED)
+    root = trained_fork(tmp_path_factory, "rejected", verdict=REJECTED)
     done = mlops(root, "package")
     assert done.returncode == 1
     assert "the gate did not accept this model" in done.stderr
@@ -45,8 +96,9 @@ def test_refuses_a_model_the_gate_rejected(tmp_path_factory):
         ("{not json", "reports/gate.json is not valid JSON"),
         ('{"summary": "no verdict"}', "has no boolean 'accepted' verdict"),
         ('{"accepted": "yes"}', "has no boolean 'accepted' verdict"),
+        ("[true]", "has no boolean 'accepted' verdict"),
     ],
-    ids=["missing", "invalid-json", "no-verdict", "verdict-not-bool"],
+    ids=["missing", "invalid-json", "no-verdict", "verdict-not-bool", "not-a-mapping"],
 )
 def test_a_missing_or_broken_verdict_is_a_clear_error(tmp_path, gate_text, message):
     gate = tmp_path / "reports" / "gate.json"
@@ -61,7 +113,7 @@ def test_a_missing_or_broken_verdict_is_a_clear_error(tmp_path, gate_text, messa
 
 @pytest.mark.slow
 def test_the_cli_reports_a_missing_verdict_without_a_traceback(tmp_path_factory):
-    root = trained_project(tmp_path_factory, "no-verdict")
+    root = trained_fork(tmp_path_factory, "no-verdict")
     (root / "reports" / "gate.json").unlink()
     done = mlops(root, "package")
     assert done.returncode == 2
@@ -75,19 +127,35 @@ def test_the_cli_reports_a_missing_verdict_without_a_traceback(tmp_path_factory)
 def test_packages_the_accepted_model_with_its_lineage(project):
     done = mlops(project, "package")
     assert done.returncode == 0, done.stderr
-    tag = store.model_tag(project / "artifacts" / "model")
-    assert tag in done.stdout
+    tag = store.model_tag(PROJECT, project / paths.MODEL_DIR)
+    assert tag.startswith("wine-model:") and tag in done.stdout
     assert models_in_store(project) == [tag.split(":")[1]]
 
     packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
     assert packaged["tag"] == tag
     record = packaged["provenance"]
-    descriptor = json.loads((project / "artifacts" / "model" / "model.json").read_text())
-    assert record["model"]["family"] == descriptor["family"] == "sklearn"
-    assert record["model"]["classes"] == descriptor["classes"]
-    assert record["gate"] == json.loads((project / "reports" / "gate.json").read_text())
-    assert record["metrics"] == json.loads((project / "metrics" / "quality.json").read_text())
+    assert record["project"] == {
+        "name": "wine",
+        "description": "Wine cultivar classifier (synthetic)",
+    }
+    descriptor = json.loads((project / paths.MODEL_DIR / "model.json").read_text())
+    model = record["model"]
+    assert model["name"] == "wine-model"
+    assert model["family"] == descriptor["family"] == "sklearn"
+    assert model["architecture"] == descriptor["variant"] == "logreg"
+    assert model["classes"] == descriptor["spec"]["classes"] == fork.CLASSES  # string labels
+    assert model["features"] == fork.FEATURES
+    assert model["spec"] == descriptor["spec"]
+    kinds = {c["name"]: c["kind"] for c in model["spec"]["columns"]}
+    assert (kinds["region"], kinds["organic"], kinds["alcohol"]) == (
+        "categorical",
+        "boolean",
+        "numeric",
+    )
+    assert record["gate"] == json.loads((project / paths.GATE_FILE).read_text())
+    assert record["metrics"] == json.loads((project / paths.QUALITY).read_text())
     assert record["params"]["train"]["family"] == "sklearn"
+    assert record["params"]["project"]["name"] == "wine"
     data_md5 = (project / "data.dvc").read_text().split("md5: ")[1].split()[0]
     assert record["data"]["md5"] == data_md5
     assert record["git_commit"] == "unknown"  # the test project is no git checkout
@@ -117,30 +185,42 @@ def test_the_same_model_keeps_its_tag_and_the_export_imports_elsewhere(project, 
         BENTOML_HOME=str(fresh),
     )
     assert done.returncode == 0, done.stderr
-    tag = store.model_tag(project / "artifacts" / "model")
-    version = tag.split(":")[1]
-    imported = fresh / "models" / store.MODEL_NAME / version
+    tag = store.model_tag(PROJECT, project / paths.MODEL_DIR)
+    name, version = tag.split(":")
+    imported = fresh / "models" / name / version
     assert (imported / "model.json").read_bytes() == (
-        project / "artifacts" / "model" / "model.json"
+        project / paths.MODEL_DIR / "model.json"
     ).read_bytes()
     assert (imported / store.PROVENANCE).exists()
 
 
 @pytest.mark.slow
 def test_a_retrained_model_gets_a_new_tag(project):
-    model = project / "artifacts" / "model"
-    before = store.model_tag(model)
+    model = project / paths.MODEL_DIR
+    before = store.model_tag(PROJECT, model)
     backup = project / "model-backup"
     shutil.copytree(model, backup)
     try:
         descriptor = json.loads((model / "model.json").read_text())
-        descriptor["params"]["seed"] = 7  # any byte change is a different model
+        descriptor["seed"] = descriptor["seed"] + 1  # any byte change is a different model
         (model / "model.json").write_text(json.dumps(descriptor))
         done = mlops(project, "package")
         assert done.returncode == 0, done.stderr
-        after = store.model_tag(model)
+        after = store.model_tag(PROJECT, model)
         assert after != before and after in done.stdout
         assert store.read_bentomodel(project / paths.BENTOMODEL_FILE)["tag"] == after
     finally:
         shutil.rmtree(model)
         backup.rename(model)
+
+
+@pytest.mark.slow
+def test_the_project_name_names_the_model(tmp_path_factory):
+    """A fork that renames its project packages `<name>-model`, whatever the family."""
+    root = trained_fork(tmp_path_factory, "renamed")
+    fork.set_params(root, {"project": {"name": "cellar", "description": "Cellar sorter"}})
+    done = mlops(root, "package")
+    assert done.returncode == 0, done.stderr
+    packaged = store.read_bentomodel(root / paths.BENTOMODEL_FILE)
+    assert packaged["tag"].startswith("cellar-model:")
+    assert packaged["provenance"]["project"]["description"] == "Cellar sorter"

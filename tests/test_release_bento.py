@@ -1,5 +1,9 @@
 """`mlops release build` and `mlops release smoke`: the tagged bento of exactly the packaged
-model, exported, imported into an empty BentoML home, served, and checked for real."""
+model, exported, imported into an empty BentoML home, served, and checked for real.
+
+The models are the fork's (tests/fork.py: a synthetic CSV with numeric, categorical, boolean
+and nullable columns, string labels), packaged by test_package.packaged_fork: the scikit-learn
+family, and LightGBM (the family from another library) through the same path."""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ import tarfile
 
 import pytest
 import yaml
-from helpers_serving import REJECTED, REPO, mlops, packaged_project, run, trained_project
+from helpers_serving import REJECTED, REPO, mlops, run
+from test_package import packaged_fork, trained_fork
 
 from mlops_template import paths
 from mlops_template.serving import store
@@ -18,18 +23,33 @@ from mlops_template.serving import store
 pytestmark = pytest.mark.slow
 
 VERSION = "v0.1.0"
+BENTO_NAME = "wine-service"  # store.bento_name of fork.fork_params' project.name
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return packaged_project(tmp_path_factory, "release")
+    return packaged_fork(tmp_path_factory, "release")
+
+
+def build(project, version: str = VERSION):
+    done = mlops(project, "release", "build", "--version", version, "--out", "dist")
+    assert done.returncode == 0, done.stderr
+    return project / "dist" / f"{BENTO_NAME}-{version}.bento", done.stdout
 
 
 @pytest.fixture(scope="module")
 def built(project):
-    done = mlops(project, "release", "build", "--version", VERSION, "--out", "dist")
-    assert done.returncode == 0, done.stderr
-    return project / "dist" / f"digits-classifier-{VERSION}.bento", done.stdout
+    return build(project)
+
+
+def split_rows(project) -> int:
+    return len((project / paths.TEST_CSV).read_text().strip().splitlines()) - 1
+
+
+def requirement_names(bento) -> set[str]:
+    requirements = bento_member(bento, "env/python/requirements.txt").split()
+    assert all("==" in r for r in requirements)  # pinned to the tested versions
+    return {r.split("==")[0].lower() for r in requirements}
 
 
 def bento_member(path, name: str) -> str:
@@ -42,7 +62,9 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
     assert bento.is_file() and str(bento) in stdout
     info = yaml.safe_load(bento_member(bento, "bento.yaml"))
     packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
-    assert (info["name"], info["version"]) == ("digits-classifier", VERSION)
+    assert (info["name"], info["version"]) == (BENTO_NAME, VERSION)
+    assert bento_member(bento, "README.md").strip() == "Wine cultivar classifier (synthetic)"
+    assert info["labels"]["project"] == "wine"
     assert info["args"]["model_tag"] == packaged["tag"]
     assert [m["tag"] for m in info["services"][0]["models"]] == [packaged["tag"]]
     assert info["labels"]["model-family"] == "sklearn"
@@ -50,23 +72,29 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
     version = packaged["tag"].split(":")[1]
     with tarfile.open(bento) as archive:
         names = archive.getnames()
-        record = archive.getmember(f"./models/{store.MODEL_NAME}/{version}/{store.PROVENANCE}")
+        name = store.model_name("wine")
+        record = archive.getmember(f"./models/{name}/{version}/{store.PROVENANCE}")
     assert record.mode & 0o444 == 0o444  # readable by whichever user serves the bento
     sources = {n for n in names if n.startswith("./src/") and n.endswith(".py")}
     package = REPO / "src" / "mlops_template"
-    needed = {"__init__.py", "errors.py", "model_io.py"} | {
-        f"serving/{p.name}" for p in (package / "serving").glob("*.py")
+    needed = {
+        "__init__.py",
+        "errors.py",
+        "paths.py",
+        "contract.py",
+        "model_io.py",
+        "custom/__init__.py",
     }
+    needed |= {f"serving/{p.name}" for p in (package / "serving").glob("*.py")}
+    needed |= {f"custom/families/{p.name}" for p in (package / "custom/families").glob("*.py")}
     assert sources == {f"./src/mlops_template/{n}" for n in needed}  # only what the service needs
 
 
-def test_the_scikit_learn_bento_requires_no_tensorflow(built):
+def test_the_bento_installs_its_own_familys_packages_only(built):
     bento, _ = built
-    requirements = bento_member(bento, "env/python/requirements.txt").split()
-    names = {r.split("==")[0] for r in requirements}
-    assert {"bentoml", "numpy", "pydantic", "scikit-learn", "joblib"} <= names
-    assert not any("tensorflow" in r or r.startswith("keras") for r in requirements)
-    assert all("==" in r for r in requirements)  # pinned to the tested versions
+    names = requirement_names(bento)
+    assert {"bentoml", "numpy", "pandas", "pydantic", "scikit-learn", "joblib"} <= names
+    assert not {"tensorflow-cpu", "tensorflow", "keras", "lightgbm"} & names
 
 
 def test_smoke_serves_the_exported_bento_from_a_fresh_home_and_agrees(project, built):
@@ -74,12 +102,13 @@ def test_smoke_serves_the_exported_bento_from_a_fresh_home_and_agrees(project, b
     done = mlops(project, "release", "smoke", str(bento))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "smoke test passed" in done.stdout
-    assert "450/450 labels agree with the offline model" in done.stdout
+    rows = split_rows(project)
+    assert f"{rows} test rows, {rows}/{rows} labels agree with the offline model" in done.stdout
 
 
 def test_smoke_fails_when_the_served_model_is_not_the_offline_one(project, built, tmp_path_factory):
     bento, _ = built
-    other = trained_project(tmp_path_factory, "other-model", estimator="svc")
+    other = trained_fork(tmp_path_factory, "other-model", family="lightgbm")
     done = mlops(
         project,
         "release",
@@ -144,4 +173,22 @@ def test_build_imports_the_packaged_model_into_an_empty_store(project, tmp_path)
     listed = run(clone, sys.executable, "-m", "bentoml", "models", "list", "-o", "json")
     tags = [m["tag"] for m in json.loads(listed.stdout)]
     assert tags == [store.read_bentomodel(clone / paths.BENTOMODEL_FILE)["tag"]]
-    assert (clone / "dist" / "digits-classifier-v0.2.0.bento").is_file()
+    assert (clone / "dist" / f"{BENTO_NAME}-v0.2.0.bento").is_file()
+
+
+def test_the_lightgbm_family_is_released_like_the_others(tmp_path_factory):
+    """The third family, from another library: packaged, built into a bento that carries
+    LightGBM (and no other family's libraries), served and checked against the offline model
+    on the fork's data, categorical and nullable columns included."""
+    root = packaged_fork(tmp_path_factory, "lightgbm-release", family="lightgbm")
+    bento, stdout = build(root)
+    assert "with lightgbm model wine-model:" in stdout
+    info = yaml.safe_load(bento_member(bento, "bento.yaml"))
+    assert info["labels"]["model-family"] == "lightgbm"
+    names = requirement_names(bento)
+    assert {"lightgbm", "scikit-learn", "joblib", "pandas"} <= names
+    assert not {"tensorflow-cpu", "tensorflow", "keras"} & names
+    done = mlops(root, "release", "smoke", str(bento))
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = split_rows(root)
+    assert f"{rows}/{rows} labels agree with the offline model" in done.stdout

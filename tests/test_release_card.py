@@ -8,7 +8,8 @@ import shutil
 import subprocess
 
 import pytest
-from helpers_serving import mlops, packaged_project
+from helpers_serving import mlops
+from test_package import packaged_fork
 
 from mlops_template import paths
 from mlops_template.errors import UserError
@@ -16,15 +17,26 @@ from mlops_template.release.card import render_card
 from mlops_template.release.checksums import write_checksums
 from mlops_template.serving import store
 
+SPEC = {
+    "columns": [
+        {"name": "alcohol", "kind": "numeric", "min": 8.0, "max": 18.0},
+        {"name": "age_days", "kind": "numeric", "integer": True, "min": 0.0},
+        {"name": "region", "kind": "categorical", "values": ["north", "south"]},
+        {"name": "organic", "kind": "boolean", "nullable": True},
+    ],
+    "target": "cultivar",
+    "classes": ["barolo", "barbera", "grignolino"],
+}
 RECORD = {
+    "project": {"name": "wine", "description": "Wine cultivar classifier."},
     "model": {
-        "name": "digits-model",
+        "name": "wine-model",
         "version": "abc123",
         "family": "sklearn",
         "architecture": "logreg",
-        "classes": [0, 1, 2],
-        "features": ["a", "b"],
-        "file": "model.joblib",
+        "classes": SPEC["classes"],
+        "features": [c["name"] for c in SPEC["columns"]],
+        "spec": SPEC,
     },
     "git_commit": "1111111111111111111111111111111111111111",
     "data": {"dvc_file": "data.dvc", "md5": "feedbeef.dir"},
@@ -33,6 +45,7 @@ RECORD = {
             "family": "sklearn",
             "sklearn": {"estimator": "logreg", "logreg": {"C": 1.0}},
             "keras": {"epochs": 40},
+            "lightgbm": {"num_leaves": 15},
         },
         "gate": {
             "rules": {
@@ -59,7 +72,7 @@ RECORD = {
         "summary": "accepted: 2 rules passed",
     },
 }
-PACKAGED = {"tag": "digits-model:abc123", "labels": {}, "provenance": RECORD}
+PACKAGED = {"tag": "wine-model:abc123", "labels": {}, "provenance": RECORD}
 LOCK = {
     "schema": "2.0",
     "stages": {
@@ -74,19 +87,57 @@ LOCK = {
 def test_the_card_compares_with_the_previous_release_in_the_gate_direction():
     previous = {"accuracy": 0.96, "log_loss": 0.2, "f1_per_class.0": 0.9}
     card = render_card(PACKAGED, "v1.2.0", previous, "git:v1.1.0", LOCK, None, commit="c0ffee")
-    assert card.startswith("# Model card: digits-model v1.2.0")
+    assert card.startswith("# Model card: wine-model v1.2.0")
     assert "| `accuracy` | 0.95 | 0.96 | -0.01 (worse) |" in card
     assert "| `log_loss` | 0.1 | 0.2 | -0.1 (better) |" in card
     assert "| `f1_per_class.0` | 0.9 | 0.9 | +0 |" in card
     assert "against the previous release (git:v1.1.0)" in card
-    assert "`digits-model:abc123`" in card and "`feedbeef.dir`" in card
+    assert "`wine-model:abc123`" in card and "`feedbeef.dir`" in card
     assert "| Gate verdict | accepted: 2 rules passed |" in card
     assert "**accepted** — accepted: 2 rules passed" in card
     assert "| `accuracy` | higher | 0.95 | 0.94 | accuracy 0.95 is above the minimum 0.9 |" in card
     assert "| train | `artifacts/model` | `0123abcd.dir` |" in card
     assert "`1111111111111111111111111111111111111111`" in card and "`c0ffee`" in card
     assert "| `train.sklearn.logreg.C` | 1 |" in card
-    assert "train.keras" not in card  # only the served family's parameters
+    assert "train.keras" not in card and "train.lightgbm" not in card  # the served family's only
+
+
+def test_the_card_describes_the_model_from_the_project_and_its_feature_spec():
+    card = render_card(PACKAGED, "v1.2.0", None, None, None, None, commit="c")
+    assert "Wine cultivar classifier." in card
+    assert (
+        "A sklearn model (logreg) of 4 feature columns (2 numeric, 1 categorical, 1 boolean) "
+        "that predicts `cultivar`, one of the classes `barolo`, `barbera`, `grignolino`."
+    ) in card
+    assert "| `alcohol` | numeric | a number from 8 to 18 | no |" in card
+    assert "| `age_days` | numeric | an integer >= 0 | no |" in card
+    assert "| `region` | categorical | one of 'north', 'south' | no |" in card
+    assert "| `organic` | boolean | true or false | yes |" in card
+    assert "each instance the 4 feature values in the column order above" in card
+    assert "nested lists" not in card  # no shape declared
+    assert "digits" not in card.lower()
+
+
+def test_the_card_names_the_families_packages_from_the_family_classes():
+    card = render_card(PACKAGED, None, None, None, None, None, commit="c")
+    installs = next(line for line in card.splitlines() if line.startswith("The bento installs"))
+    assert "`sklearn` family's packages (`scikit-learn`, `joblib`)" in installs
+    not_carried = installs.split("It carries no other family's libraries")[1]
+    assert "`tensorflow-cpu`" in not_carried and "`lightgbm`" in not_carried
+    assert "`scikit-learn`" not in not_carried  # shared with the served family: it is carried
+
+
+def test_the_card_of_a_gridded_model_says_instances_may_be_nested():
+    spec = {
+        "columns": [{"name": f"p{i}", "kind": "numeric"} for i in range(4)],
+        "target": "y",
+        "classes": [0, 1],
+        "shape": [2, 2],
+    }
+    record = {**RECORD, "model": {**RECORD["model"], "spec": spec, "classes": [0, 1]}}
+    card = render_card({**PACKAGED, "provenance": record}, None, None, None, None, None, "c")
+    assert "4 feature columns (4 numeric)" in card and "`0`, `1`" in card
+    assert "or nested lists of shape 2 x 2" in card
 
 
 def test_a_first_release_says_there_is_nothing_to_compare():
@@ -127,7 +178,7 @@ def test_checksums_of_an_empty_or_missing_directory_are_an_error(tmp_path):
 
 @pytest.mark.slow
 def test_the_card_cli_reads_the_packaged_model_and_the_previous_tag(tmp_path_factory):
-    root = packaged_project(tmp_path_factory, "card")
+    root = packaged_fork(tmp_path_factory, "card")
     (root / "dvc.lock").write_text(json.dumps(LOCK))  # JSON is YAML
     quality = root / "metrics" / "quality.json"
     current = json.loads(quality.read_text())

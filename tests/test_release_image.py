@@ -24,9 +24,9 @@ from mlops_template.release.image import (
 )
 
 INFO = {
-    "name": "digits-classifier",
+    "name": "wine-service",
     "version": "v1.2.0",
-    "labels": {"model-tag": "digits-model:abc123", "model-family": "sklearn", "project": "x"},
+    "labels": {"model-tag": "wine-model:abc123", "model-family": "sklearn", "project": "x"},
 }
 DIGEST = "sha256:" + "ab" * 32
 
@@ -45,12 +45,12 @@ def make_bento(path: Path, info: dict, readme: str | None) -> Path:
 
 
 def test_the_bento_info_includes_its_description(tmp_path: Path) -> None:
-    bento = make_bento(tmp_path / "b.bento", INFO, "Digits.\n\nMore text.\n")
+    bento = make_bento(tmp_path / "b.bento", INFO, "Wine.\n\nMore text.\n")
     info = read_bento_info(bento)
     assert (info["name"], info["version"], info["description"]) == (
-        "digits-classifier",
+        "wine-service",
         "v1.2.0",
-        "Digits.\n\nMore text.",
+        "Wine.\n\nMore text.",
     )
     assert read_bento_info(make_bento(tmp_path / "c.bento", INFO, None))["description"] == ""
 
@@ -64,16 +64,16 @@ def test_a_file_that_is_no_bento_is_refused(tmp_path: Path) -> None:
 
 
 def test_labels_say_what_the_image_is_and_where_it_came_from() -> None:
-    info = {**INFO, "description": "Digits classifier.\nSecond line."}
-    labels = oci_labels(info, "v1.2.0", "f" * 40, "https://github.com/acme/digits")
+    info = {**INFO, "description": "Wine classifier.\nSecond line."}
+    labels = oci_labels(info, "v1.2.0", "f" * 40, "https://github.com/acme/wine")
     assert labels == {
-        "org.opencontainers.image.title": "digits-classifier",
-        "org.opencontainers.image.description": "Digits classifier.",
+        "org.opencontainers.image.title": "wine-service",
+        "org.opencontainers.image.description": "Wine classifier.",
         "org.opencontainers.image.version": "v1.2.0",
         "org.opencontainers.image.revision": "f" * 40,
-        "org.opencontainers.image.source": "https://github.com/acme/digits",
-        "mlops-template.bento": "digits-classifier:v1.2.0",
-        "mlops-template.model-tag": "digits-model:abc123",
+        "org.opencontainers.image.source": "https://github.com/acme/wine",
+        "mlops-template.bento": "wine-service:v1.2.0",
+        "mlops-template.model-tag": "wine-model:abc123",
         "mlops-template.model-family": "sklearn",
     }
     bare = oci_labels({"name": "b", "version": "1"}, "v1", "c", "https://x")
@@ -82,30 +82,30 @@ def test_labels_say_what_the_image_is_and_where_it_came_from() -> None:
 
 
 def test_image_references_are_checked() -> None:
-    assert check_reference("ghcr.io/acme/digits", "v1.2.0") == "ghcr.io/acme/digits:v1.2.0"
+    assert check_reference("ghcr.io/acme/wine", "v1.2.0") == "ghcr.io/acme/wine:v1.2.0"
     assert check_reference("localhost:5000/a/b-c", "v1") == "localhost:5000/a/b-c:v1"
-    for image in ("ghcr.io/Acme/digits", "digits", "ghcr.io/acme/digits:v1", "ghcr.io//x"):
+    for image in ("ghcr.io/Acme/wine", "wine", "ghcr.io/acme/wine:v1", "ghcr.io//x"):
         with pytest.raises(UserError, match="is not a valid registry/path name"):
             check_reference(image, "v1.2.0")
     with pytest.raises(UserError, match="is not a valid image tag"):
-        check_reference("ghcr.io/acme/digits", "digits@v1.2.0")
+        check_reference("ghcr.io/acme/wine", "wine@v1.2.0")
 
 
 def test_the_containerize_command_pushes_with_labels_and_a_metadata_file() -> None:
     labels = {"org.opencontainers.image.version": "v1.2.0", "a.b": "x=y, z"}
     command = containerize_command(
-        "digits-classifier:v1.2.0", "ghcr.io/acme/digits:v1.2.0", labels, True, Path("/t/m.json")
+        "wine-service:v1.2.0", "ghcr.io/acme/wine:v1.2.0", labels, True, Path("/t/m.json")
     )
     assert command == [
         sys.executable,
         "-m",
         "bentoml",
         "containerize",
-        "digits-classifier:v1.2.0",
+        "wine-service:v1.2.0",
         "--backend",
         "buildx",
         "--image-tag",
-        "ghcr.io/acme/digits:v1.2.0",
+        "ghcr.io/acme/wine:v1.2.0",
         "--opt",
         "label=org.opencontainers.image.version=v1.2.0",
         "--opt",

@@ -7,16 +7,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlops_template.cli import main
 from mlops_template.errors import UserError
 from mlops_template.release.tags import (
+    check_project,
     check_release,
     image_name,
     parse_tag,
     previous_release,
     try_parse,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize(
@@ -25,8 +29,9 @@ from mlops_template.release.tags import (
         ("v1.2.3", "v1.2.3", None, (1, 2, 3)),
         ("refs/tags/v0.0.1", "v0.0.1", None, (0, 0, 1)),
         ("v10.20.30", "v10.20.30", None, (10, 20, 30)),
-        ("digits@v2.0.0", "v2.0.0", "digits", (2, 0, 0)),
+        ("wine@v2.0.0", "v2.0.0", "wine", (2, 0, 0)),
         ("churn-model@v1.0.10", "v1.0.10", "churn-model", (1, 0, 10)),
+        ("wine_2.red@v1.0.0", "v1.0.0", "wine_2.red", (1, 0, 0)),  # any valid project.name
     ],
 )
 def test_release_tags_parse(tag: str, version: str, name: str | None, numbers: tuple) -> None:
@@ -43,11 +48,13 @@ def test_release_tags_parse(tag: str, version: str, name: str | None, numbers: t
         "v01.2.3",  # leading zero
         "v1.2.3-rc.1",  # pre-releases are not release tags
         "V1.2.3",
-        "Digits@v1.0.0",  # image names are lowercase
+        "Wine@v1.0.0",  # image names are lowercase
         "@v1.0.0",
         "a@b@v1.0.0",
-        "digits#production#1",  # a GTO stage assignment, not a version
-        "digits@deprecated",
+        "wine..red@v1.0.0",  # not an image path component
+        "-wine@v1.0.0",
+        "wine#production#1",  # a GTO stage assignment, not a version
+        "wine@deprecated",
         "",
     ],
 )
@@ -68,17 +75,17 @@ def test_previous_release_is_the_highest_lower_version_not_the_last_in_text_orde
 
 
 def test_previous_release_keeps_to_the_same_style_and_gto_name() -> None:
-    tags = ["v1.0.0", "digits@v1.1.0", "digits@v0.9.0", "churn@v1.2.0", "v1.1.5"]
-    assert previous_release(parse_tag("digits@v2.0.0"), tags) == parse_tag("digits@v1.1.0")
+    tags = ["v1.0.0", "wine@v1.1.0", "wine@v0.9.0", "churn@v1.2.0", "v1.1.5"]
+    assert previous_release(parse_tag("wine@v2.0.0"), tags) == parse_tag("wine@v1.1.0")
     assert previous_release(parse_tag("churn@v1.2.1"), tags) == parse_tag("churn@v1.2.0")
     assert previous_release(parse_tag("v2.0.0"), tags) == parse_tag("v1.1.5")
     assert previous_release(parse_tag("other@v1.0.0"), tags) is None
 
 
 def test_image_name_is_lowercase_and_gto_releases_get_their_own() -> None:
-    assert image_name("Acme/Digits", parse_tag("v1.0.0")) == "ghcr.io/acme/digits"
-    assert image_name("acme/digits", parse_tag("churn@v1.0.0")) == "ghcr.io/acme/digits/churn"
-    for bad in ("", "acme", "acme/", "/digits", "acme/digits/extra"):
+    assert image_name("Acme/Wine", parse_tag("v1.0.0")) == "ghcr.io/acme/wine"
+    assert image_name("acme/wine", parse_tag("churn@v1.0.0")) == "ghcr.io/acme/wine/churn"
+    for bad in ("", "acme", "acme/", "/wine", "acme/wine/extra"):
         with pytest.raises(UserError, match="is not OWNER/REPO"):
             image_name(bad, parse_tag("v1.0.0"))
 
@@ -126,23 +133,23 @@ def clone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_a_tag_on_main_passes_and_finds_the_previous_release(clone: Path) -> None:
     git(clone, "tag", "v1.11.0", "origin/main")
     git(clone, "checkout", "-q", "v1.11.0")
-    checked = check_release("v1.11.0", "acme/digits")
+    checked = check_release("v1.11.0", "acme/wine")
     assert checked.commit == git(clone, "rev-parse", "origin/main")
     assert checked.previous == parse_tag("v1.10.0")  # v9.0.0 is not reachable (a branch)
-    assert checked.image == "ghcr.io/acme/digits"
+    assert checked.image == "ghcr.io/acme/wine"
 
 
 def test_an_older_commit_of_main_may_be_tagged(clone: Path) -> None:
     git(clone, "tag", "v1.0.1", "origin/main~2")  # a patch release of A
     git(clone, "checkout", "-q", "v1.0.1")
-    checked = check_release("v1.0.1", "acme/digits")
+    checked = check_release("v1.0.1", "acme/wine")
     assert checked.previous == parse_tag("v1.0.0")
 
 
 def test_a_tag_off_main_is_refused(clone: Path) -> None:
     git(clone, "checkout", "-q", "v9.0.0")
     with pytest.raises(UserError) as caught:
-        check_release("v9.0.0", "acme/digits")
+        check_release("v9.0.0", "acme/wine")
     assert "is not on main: only merged code is released" in caught.value.message
     assert "merge it into main first" in caught.value.hint
 
@@ -150,41 +157,42 @@ def test_a_tag_off_main_is_refused(clone: Path) -> None:
 def test_the_checked_out_commit_must_be_the_tagged_one(clone: Path) -> None:
     git(clone, "checkout", "-q", "origin/main")
     with pytest.raises(UserError, match=r"HEAD \(\w+\) is not the commit tagged v1\.0\.0"):
-        check_release("v1.0.0", "acme/digits")
+        check_release("v1.0.0", "acme/wine")
     with pytest.raises(UserError, match=r"tag v3\.0\.0 is not in this clone"):
-        check_release("v3.0.0", "acme/digits")
+        check_release("v3.0.0", "acme/wine")
 
 
 def test_a_shallow_checkout_without_the_branch_says_how_to_fetch_it(clone: Path) -> None:
     git(clone, "checkout", "-q", "v1.0.0")
     git(clone, "update-ref", "-d", "refs/remotes/origin/main")
     with pytest.raises(UserError) as caught:
-        check_release("v1.0.0", "acme/digits")
+        check_release("v1.0.0", "acme/wine")
     assert "origin/main is not in this clone" in caught.value.message
     assert "fetch-depth: 0" in caught.value.hint
-    assert check_release("v1.0.0", "acme/digits", branch="feature").previous is None
+    assert check_release("v1.0.0", "acme/wine", branch="feature").previous is None
 
 
 def test_the_cli_writes_the_step_outputs(
     clone: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    git(clone, "tag", "digits@v0.2.0", "origin/main~1")
-    git(clone, "tag", "Digits@v0.3.0", "origin/main")  # not a release tag: ignored
-    git(clone, "tag", "digits@v0.3.0", "origin/main")
-    git(clone, "checkout", "-q", "digits@v0.3.0")
+    git(clone, "tag", "wine@v0.2.0", "origin/main~1")
+    git(clone, "tag", "Wine@v0.3.0", "origin/main")  # not a release tag: ignored
+    git(clone, "tag", "wine@v0.3.0", "origin/main")
+    git(clone, "checkout", "-q", "wine@v0.3.0")
     outputs = tmp_path / "outputs"
     outputs.write_text("")
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
-    monkeypatch.setenv("GITHUB_REPOSITORY", "Acme/Digits")
-    monkeypatch.setenv("GITHUB_REF_NAME", "digits@v0.3.0")
-    assert main(["release", "tag", "--branch", ""]) == 0  # an empty branch means main
-    assert "previous release: digits@v0.2.0" in capsys.readouterr().out
+    monkeypatch.setenv("GITHUB_REPOSITORY", "Acme/Wine")
+    monkeypatch.setenv("GITHUB_REF_NAME", "wine@v0.3.0")
+    # an empty branch means main
+    assert main(["release", "tag", "--branch", "", "--project", "wine"]) == 0
+    assert "previous release: wine@v0.2.0" in capsys.readouterr().out
     text = outputs.read_text()
     for line in (
-        "digits@v0.3.0",
+        "wine@v0.3.0",
         "v0.3.0",
-        "digits@v0.2.0",
-        "ghcr.io/acme/digits/digits",
+        "wine@v0.2.0",
+        "ghcr.io/acme/wine/wine",
         git(clone, "rev-parse", "HEAD"),
     ):
         assert f"\n{line}\n" in text
@@ -195,9 +203,42 @@ def test_the_cli_refuses_a_bad_tag_with_one_message_and_an_annotation(
     clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/digits")
-    assert main(["release", "tag", "release-1"]) == 2
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/wine")
+    assert main(["release", "tag", "release-1", "--project", "wine"]) == 2
     captured = capsys.readouterr()
     assert "::error title=mlops release tag::'release-1' is not a release tag" in captured.out
     assert captured.err.startswith("error: 'release-1' is not a release tag\nfix: tag the")
     assert "Traceback" not in captured.err
+
+
+# --------------------------------------------------------------------------- the project's name
+
+
+def test_a_gto_tag_must_name_the_project() -> None:
+    check_project(parse_tag("v1.0.0"), "wine")  # a plain tag is any project's
+    check_project(parse_tag("wine@v1.0.0"), "wine")
+    with pytest.raises(UserError) as caught:
+        check_project(parse_tag("churn@v1.0.0"), "wine")
+    assert caught.value.message == (
+        "tag churn@v1.0.0 names 'churn', but this project is 'wine' (params.yaml project.name)"
+    )
+    assert caught.value.hint == "tag the release as v1.0.0 or wine@v1.0.0"
+
+
+def test_the_cli_takes_the_project_name_from_params(
+    clone: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Without --project, `project.name` in params.yaml is the only name a tag may carry."""
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["project"]["name"] = "wine"
+    (clone / "params.yaml").write_text(yaml.safe_dump(params))
+    git(clone, "tag", "wine@v2.0.0", "origin/main")
+    git(clone, "tag", "churn@v2.0.0", "origin/main")
+    git(clone, "checkout", "-q", "wine@v2.0.0")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/wine")
+    assert main(["release", "tag", "wine@v2.0.0"]) == 0
+    assert "image: ghcr.io/acme/wine/wine:v2.0.0" in capsys.readouterr().out
+    assert main(["release", "tag", "churn@v2.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert "error: tag churn@v2.0.0 names 'churn', but this project is 'wine'" in err
+    assert "Traceback" not in err

@@ -51,14 +51,14 @@ def test_it_runs_on_release_tags_only_and_the_filters_agree_with_the_parser(
     for tag in (
         "v1.2.3",
         "v10.0.11",
-        "digits@v1.0.0",
+        "wine@v1.0.0",
         "churn-model@v2.3.4",
         "v1.2",
         "1.2.3",
         "v1.2.3-rc.1",
         "v1.2.3.4",
-        "digits#prod#1",
-        "digits@deprecated",
+        "wine#prod#1",
+        "wine@deprecated",
     ):
         triggers = any(f.match(tag) for f in filters)
         assert triggers == (try_parse(tag) is not None), tag

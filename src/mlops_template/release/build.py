@@ -1,11 +1,13 @@
 """`mlops release build`: the bento of exactly the packaged, accepted model, named by the release.
 
-Steps: read the tag and verdict inside artifacts/bento/model.bentomodel (the file DVC tracks);
-import it into the BentoML store if the store lacks it; write a per-family copy of
-bentofile.yaml (the family's packages added, every package pinned to the version installed
-here, so a scikit-learn bento never lists TensorFlow); `bentoml build --version <release>` from
-src/ with the model tag recorded as a template argument; export the bento to
-DIR/<name>-<version>.bento (an absolute path: BentoML writes relative ones to `/`).
+Steps: read the tag and record inside artifacts/bento/model.bentomodel (the file DVC tracks);
+import it into the BentoML store if the store lacks it; write a copy of bentofile.yaml for
+this model: named and described by params.yaml's `project` block (as recorded in the model's
+provenance), with the packages its family class declares (`serving_packages`) added and every
+package pinned to the version installed here, so a bento carries only its own family's
+libraries; `bentoml build --version <release>` from src/ with the model tag recorded as a
+template argument; export the bento to DIR/<name>-<version>.bento (an absolute path: BentoML
+writes relative ones to `/`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from mlops_template import paths
+from mlops_template import contract, paths
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically
 from mlops_template.serving import store
@@ -37,7 +39,7 @@ class BuildResult:
     packages: list[str]
 
 
-def pinned(requirement: str) -> str:
+def pinned(requirement: str, family: str) -> str:
     """`numpy` -> `numpy==2.4.6` (the installed version); a requirement with a specifier stays."""
     if not _BARE_NAME.match(requirement):
         return requirement
@@ -45,30 +47,35 @@ def pinned(requirement: str) -> str:
         return f"{requirement}=={metadata.version(requirement)}"
     except metadata.PackageNotFoundError:
         raise UserError(
-            f"the service needs {requirement!r}, which is not installed here",
-            "install the locked environment with the model family's extra "
-            "(e.g. `uv sync --locked --extra keras`)",
+            f"the service of a {family!r} model needs {requirement!r}, which is not installed here",
+            f"install the family's extra: `uv sync --locked --extra {family}` (a family without "
+            f"an extra of its own needs `uv sync --locked`)",
         ) from None
 
 
-def family_bentofile(
-    base: dict[str, Any], family: str, model_tag: str, args: dict[str, str] | None = None
+def model_bentofile(
+    base: dict[str, Any],
+    family: str,
+    model_tag: str,
+    project: dict[str, str],
+    args: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The bentofile for one model family: its packages added and pinned, the model named."""
-    if family not in store.FAMILY_PACKAGES:
-        known = ", ".join(sorted(store.FAMILY_PACKAGES))
-        raise UserError(
-            f"no serving packages declared for model family {family!r} (known: {known})",
-            "add the family to FAMILY_PACKAGES in src/mlops_template/serving/store.py",
-        )
+    """The bentofile for one packaged model: named and described by its project, its family's
+    packages added and everything pinned, the model's exact tag recorded."""
+    packages_of_family = contract.get_family(family).serving_packages
     config = dict(base)
+    config["name"] = store.check_tag_part(
+        store.bento_name(project["name"]), "bento name from params.yaml project.name"
+    )
+    config["description"] = project["description"]
     python = dict(config.get("python") or {})
-    packages = list(python.get("packages") or []) + list(store.FAMILY_PACKAGES[family])
-    python["packages"] = [pinned(p) for p in dict.fromkeys(packages)]
+    packages = list(python.get("packages") or []) + list(packages_of_family)
+    python["packages"] = [pinned(p, family) for p in dict.fromkeys(packages)]
     python["lock_packages"] = False
     config["python"] = python
     config["labels"] = {
         **(config.get("labels") or {}),
+        "project": project["name"],
         "model-family": family,
         "model-tag": model_tag,
     }
@@ -80,12 +87,23 @@ def read_bentofile(path: Path = paths.BENTOFILE) -> dict[str, Any]:
     if not path.exists():
         raise UserError(f"{path} not found", "run from the repository root")
     config = yaml.safe_load(path.read_text())
-    if not isinstance(config, dict) or not config.get("service") or not config.get("name"):
+    if not isinstance(config, dict) or not config.get("service"):
         raise UserError(
-            f"{path} must be a mapping with at least `service` and `name`",
+            f"{path} must be a mapping with at least `service`",
             "restore it from git (`git checkout bentofile.yaml`)",
         )
     return config
+
+
+def project_of(record: dict[str, Any]) -> dict[str, str]:
+    """The `project` block (name, description) the package stage recorded with the model."""
+    project = record.get("project")
+    if not isinstance(project, dict) or not project.get("name") or not project.get("description"):
+        raise UserError(
+            "the packaged model records no project name and description",
+            "package it again with this version of the template: `dvc repro package --force`",
+        )
+    return {"name": str(project["name"]), "description": str(project["description"])}
 
 
 def ensure_model(bentomodel: Path) -> dict[str, Any]:
@@ -143,10 +161,11 @@ def build_release(
 
     store.check_tag_part(version, "release version")
     base = read_bentofile(bentofile)
-    name = store.check_tag_part(str(base["name"]), "bento name in bentofile.yaml")
     packaged = ensure_model(bentomodel)
-    family = packaged["provenance"]["model"]["family"]
-    config = family_bentofile(base, family, packaged["tag"], args)
+    record = packaged["provenance"]
+    family = record["model"]["family"]
+    config = model_bentofile(base, family, packaged["tag"], project_of(record), args)
+    name = config["name"]
     try:
         bentoml.get(f"{name}:{version}")
         bentoml.delete(f"{name}:{version}")  # a rebuild of the same release replaces it

@@ -8,7 +8,6 @@ previous release's metrics (a file, or a git revision such as the previous tag).
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 from pathlib import Path
@@ -16,14 +15,12 @@ from typing import Any
 
 import yaml
 
-from mlops_template import metrics_io, paths
+from mlops_template import contract, metrics_io, paths
 from mlops_template.errors import UserError
-from mlops_template.files import write_text_atomic
+from mlops_template.files import read_json, write_text_atomic
 from mlops_template.serving import store
 
-DVC_LOCK = Path("dvc.lock")
-DATA_SUMMARY = Path("reports/data.json")
-QUALITY_FILE = "metrics/quality.json"
+QUALITY_FILE = str(paths.QUALITY)
 
 
 def _fmt(value: Any) -> str:
@@ -73,6 +70,64 @@ def lineage_rows(lock: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def column_counts(spec: contract.FeatureSpec) -> str:
+    """`3 numeric, 1 categorical`: the feature columns by kind, in a fixed order."""
+    kinds = [c.kind for c in spec.columns]
+    counts = [f"{kinds.count(k)} {k}" for k in ("numeric", "categorical", "boolean") if k in kinds]
+    return ", ".join(counts) or "none"
+
+
+def description(record: dict[str, Any], spec: contract.FeatureSpec) -> list[str]:
+    """What the model is: the project's own words, then what it takes and predicts."""
+    model = record["model"]
+    project = record.get("project") or {}
+    classes = ", ".join(f"`{c}`" for c in spec.classes)
+    text = (
+        f"A {model['family']} model ({model['architecture']}) of {len(spec.columns)} feature "
+        f"columns ({column_counts(spec)}) that predicts `{spec.target}`, one of the classes "
+        f"{classes}."
+    )
+    return ([str(project["description"]).strip(), ""] if project.get("description") else []) + [
+        text
+    ]
+
+
+def family_packages(family: str) -> tuple[list[str], list[str]]:
+    """The packages a bento of `family` installs for its model, and those of every other
+    family that it does not carry (the family classes declare them: `serving_packages`)."""
+    own = list(contract.get_family(family).serving_packages)
+    others = [
+        p
+        for name in contract.family_names()
+        if name != family
+        for p in contract.get_family(name).serving_packages
+        if p not in own
+    ]
+    return own, list(dict.fromkeys(others))
+
+
+def serving_text(spec: contract.FeatureSpec, family: str) -> list[str]:
+    grid = " x ".join(str(n) for n in spec.shape) if spec.shape else None
+    shape = f", or nested lists of shape {grid}" if grid else ""
+    own, others = family_packages(family)
+    lines = [
+        f'`POST /predict` with `{{"instances": [...]}}`: each instance the {len(spec.columns)} '
+        f"feature values in the column order above (or an object naming the columns{shape}); "
+        "each value must be what the Input table accepts. The answer lists, per instance, the "
+        "`label`, its `confidence`, the `probabilities` of every class and the "
+        "`model_version`. `POST /metadata` describes the model; `/readyz`, `/livez` and "
+        "`/metrics` (Prometheus) are served too.",
+        "",
+        f"The bento installs the `{family}` family's packages "
+        f"({', '.join(f'`{p}`' for p in own) or 'none of its own'}) next to the service's own.",
+    ]
+    if others:
+        lines[-1] += (
+            f" It carries no other family's libraries ({', '.join(f'`{p}`' for p in others)})."
+        )
+    return lines
+
+
 def release_commit() -> str:
     done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else "unknown"
@@ -95,12 +150,11 @@ def render_card(
     gate = verdict or record["gate"]
     title = f"# Model card: {model['name']}" + (f" {version}" if version else "")
     verdict = "accepted" if gate.get("accepted") else "NOT accepted"
-    n_features = len(model["features"])
+    spec = contract.FeatureSpec.model_validate(model["spec"])
     lines = [
         title,
         "",
-        f"A {model['family']} ({model['architecture']}) classifier of {n_features} features "
-        f"into the classes {', '.join(str(c) for c in model['classes'])}.",
+        *description(record, spec),
         "",
         *_table(
             ["", ""],
@@ -150,7 +204,7 @@ def render_card(
     lines += ["## Training parameters", ""]
     train = metrics_io.flatten({"train": params.get("train") or {}})
     family = model["family"]
-    other = [f for f in store.FAMILY_PACKAGES if f != family]
+    other = [f for f in contract.family_names() if f != family]
     shown = {k: v for k, v in train.items() if not any(k.startswith(f"train.{o}.") for o in other)}
     lines += _table(["param", "value"], [[f"`{k}`", v] for k, v in shown.items()])
     lines += ["", "## Data", ""]
@@ -165,17 +219,12 @@ def render_card(
         lines += _table(["stage", "output", "hash"], lineage_rows(lock))
     else:
         lines.append("dvc.lock not found: lineage unavailable.")
-    lines += [
-        "",
-        "## Serving",
-        "",
-        f'`POST /predict` with `{{"instances": [...]}}`: each instance {n_features} numbers '
-        "(or a square grid of them); the answer lists, per instance, the `label`, its "
-        "`confidence`, the `probabilities` of every class and the `model_version`. "
-        "`POST /metadata` describes the model; `/readyz`, `/livez` and `/metrics` "
-        "(Prometheus) are served too.",
-        "",
-    ]
+    lines += ["", "## Input", ""]
+    lines += _table(
+        ["column", "kind", "accepted values", "may be empty"],
+        [[f"`{c.name}`", c.kind, c.describe(), c.nullable] for c in spec.columns],
+    )
+    lines += ["", "## Serving", "", *serving_text(spec, family), ""]
     return "\n".join(lines)
 
 
@@ -206,10 +255,14 @@ def write_card(
     verdict: Path | None = None,
 ) -> Path:
     packaged = store.read_bentomodel(bentomodel)
-    release_verdict = json.loads(verdict.read_text()) if verdict else None
+    release_verdict = read_json(verdict, "pass the gate's verdict file") if verdict else None
     previous, source = load_previous(previous_metrics, previous_rev)
-    lock = yaml.safe_load(DVC_LOCK.read_text()) if DVC_LOCK.exists() else None
-    summary = json.loads(DATA_SUMMARY.read_text()) if DATA_SUMMARY.exists() else None
+    lock = yaml.safe_load(paths.DVC_LOCK.read_text()) if paths.DVC_LOCK.exists() else None
+    summary = (
+        read_json(paths.DATA_REPORT, "re-create it with `dvc repro validate --force`")
+        if paths.DATA_REPORT.exists()
+        else None
+    )
     write_text_atomic(
         out,
         render_card(packaged, version, previous, source, lock, summary, verdict=release_verdict),

@@ -140,9 +140,7 @@ def register(sub: Any) -> None:
     smoke = steps.add_parser("smoke", help="serve a bento and check it against the offline model")
     smoke.add_argument("target", help="a .bento file (imported into a fresh store) or a bento tag")
     smoke.add_argument("--model-dir", type=Path, default=paths.MODEL_DIR, help="%(default)s")
-    smoke.add_argument(
-        "--test-csv", type=Path, default=Path("artifacts/split/test.csv"), help="%(default)s"
-    )
+    smoke.add_argument("--test-csv", type=Path, default=paths.TEST_CSV, help="%(default)s")
     smoke.add_argument("--timeout", type=float, default=120, help="seconds to wait for /readyz")
     _bentomodel_option(smoke)
     smoke.set_defaults(func=run_smoke)

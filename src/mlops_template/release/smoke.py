@@ -3,7 +3,8 @@
 Given a `.bento` file, it is imported into a FRESH, empty BentoML home (so the check proves the
 file carries its model); given a bento tag, the current store is used. The bento is served with
 `bentoml serve` on 127.0.0.1 (a free port), and the check waits for /readyz, predicts the WHOLE
-test split over HTTP, requires every label to equal the offline model's (model_io.load_model on
+test split over HTTP (instances built from the model's FeatureSpec, in column order, as a client
+would send them), requires every label to equal the offline model's (model_io.load_model on
 artifacts/model) and the probabilities to match, checks that /metadata describes the packaged
 model (artifacts/bento/model.bentomodel), and stops the server.
 """
@@ -11,6 +12,7 @@ model (artifacts/bento/model.bentomodel), and stops the server.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -30,11 +32,12 @@ import pandas as pd
 import yaml
 
 from mlops_template import paths
+from mlops_template.contract import Column, FeatureSpec
 from mlops_template.errors import UserError
 from mlops_template.model_io import load_model
 from mlops_template.serving import store
 
-TEST_CSV = Path("artifacts/split/test.csv")
+DEFAULT_CHUNK = 100  # instances per request when /metadata names no limit
 PROBA_TOLERANCE = 1e-5  # JSON round trip of float64 and batch composition; labels must be equal
 METADATA_KEYS = ("git_commit", "data_md5", "params", "metrics", "gate")
 
@@ -193,28 +196,62 @@ def serving(target: str, timeout: float):
             server.stop()
 
 
-def check_predictions(url: str, model_dir: Path, test_csv: Path, report: SmokeReport) -> None:
+def read_test_rows(test_csv: Path, spec: FeatureSpec) -> pd.DataFrame:
+    """The test split's feature columns as the model takes them (categorical ones as text)."""
     if not test_csv.exists():
         raise UserError(f"{test_csv} not found", "run `dvc repro prepare` (or `dvc pull`) first")
+    text_columns = {c.name: str for c in spec.columns if c.kind == "categorical"}
+    return spec.frame(pd.read_csv(test_csv, dtype=text_columns or None))
+
+
+def json_value(value: Any, column: Column) -> Any:
+    """One cell as a client sends it: null for a missing value, plain Python types, and
+    integers for integer columns."""
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        value = value.item()
+    if column.kind == "numeric":
+        number = float(value)
+        return int(number) if column.integer and number.is_integer() else number
+    return value
+
+
+def instances(rows: pd.DataFrame, spec: FeatureSpec) -> list[list[Any]]:
+    """Positional instances in the spec's column order, JSON-safe."""
+    columns = list(spec.columns)
+    return [
+        [json_value(v, c) for v, c in zip(row, columns, strict=True)]
+        for row in rows.itertuples(index=False, name=None)
+    ]
+
+
+def check_predictions(url: str, model_dir: Path, test_csv: Path, report: SmokeReport) -> None:
     model = load_model(model_dir)
-    rows = pd.read_csv(test_csv)[model.features].to_numpy(dtype=np.float32)
+    rows = read_test_rows(test_csv, model.spec)
     expected = model.predict_proba(rows)
-    max_rows = int(post_json(f"{url}/metadata", {})["input"]["max_rows"])
+    payload = instances(rows, model.spec)
+    metadata = post_json(f"{url}/metadata", {})
+    max_rows = int((metadata.get("input") or {}).get("max_rows") or DEFAULT_CHUNK)
     labels: list[Any] = []
     proba: list[list[float]] = []
     names = [str(c) for c in model.classes]
-    for start in range(0, len(rows), max_rows):
-        answer = post_json(f"{url}/predict", {"instances": rows[start : start + max_rows].tolist()})
+    for start in range(0, len(payload), max_rows):
+        answer = post_json(f"{url}/predict", {"instances": payload[start : start + max_rows]})
         labels += [a["label"] for a in answer]
         proba += [[a["probabilities"][n] for n in names] for a in answer]
-    report.rows = len(rows)
-    offline = [model.classes[i] for i in expected.argmax(axis=1)]
-    mismatched = [i for i, (a, b) in enumerate(zip(labels, offline, strict=True)) if a != b]
+    report.rows = len(payload)
+    if len(labels) != len(payload):
+        report.problems.append(f"{len(payload)} instances sent, {len(labels)} answers received")
+        return
+    offline = [str(model.classes[i]) for i in expected.argmax(axis=1)]
+    served = [str(label) for label in labels]  # JSON may carry an integer class as a number
+    mismatched = [i for i, (a, b) in enumerate(zip(served, offline, strict=True)) if a != b]
     report.label_mismatches = len(mismatched)
-    report.max_proba_diff = float(np.max(np.abs(np.asarray(proba) - expected)))
+    report.max_proba_diff = float(np.max(np.abs(np.asarray(proba) - expected))) if proba else 0.0
     if mismatched:
         report.problems.append(
-            f"{len(mismatched)} of {len(rows)} served labels differ from the offline model "
+            f"{len(mismatched)} of {len(payload)} served labels differ from the offline model "
             f"(first rows: {mismatched[:10]})"
         )
     if report.max_proba_diff > PROBA_TOLERANCE:
@@ -253,7 +290,7 @@ def check_metadata(url: str, bentomodel: Path, report: SmokeReport) -> None:
 def smoke(
     target: str,
     model_dir: Path = paths.MODEL_DIR,
-    test_csv: Path = TEST_CSV,
+    test_csv: Path = paths.TEST_CSV,
     bentomodel: Path = paths.BENTOMODEL_FILE,
     timeout: float = 120,
 ) -> SmokeReport:

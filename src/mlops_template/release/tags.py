@@ -1,11 +1,13 @@
 """`mlops release tag`: which release a pushed tag names, and whether it may be released.
 
 Two tag styles name a release: `vX.Y.Z`, and GTO's `<name>@vX.Y.Z` (an artifact name, as
-`gto register` writes it). A release tag must point at the checked-out commit, and that commit
-must be on the default branch (an ancestor of `origin/main`): only reviewed, merged code ships.
-The previous release is the highest version below this one among the tags of the same style
-(and, for GTO, the same name) reachable from this commit: the gate's baseline and the model
-card's comparison. Its answers go to the step outputs the release workflow wires onwards.
+`gto register` writes it) where the name is the project's (params.yaml `project.name`): a tag
+naming another artifact is refused, so a release always ships this project's model. A release
+tag must point at the checked-out commit, and that commit must be on the default branch (an
+ancestor of `origin/main`): only reviewed, merged code ships. The previous release is the
+highest version below this one among the tags of the same style (and, for GTO, the same name)
+reachable from this commit: the gate's baseline and the model card's comparison. Its answers go
+to the step outputs the release workflow wires onwards.
 """
 
 from __future__ import annotations
@@ -25,14 +27,16 @@ from mlops_template.errors import UserError
 REGISTRY = "ghcr.io"
 DEFAULT_BRANCH = "main"
 _VERSION = r"v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-_NAME = r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?"  # a GTO artifact name that is also an image path part
+# A GTO artifact name that is also an image path component (lowercase; `.`, `_`, `__` or
+# dashes between lowercase letters and numbers), so `<name>@vX.Y.Z` can name the image too.
+_NAME = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _TAG = re.compile(rf"^(?:(?P<name>{_NAME})@)?(?P<version>{_VERSION})$")
 EXAMPLES = "v1.2.0, or <name>@v1.2.0 (GTO)"
 
 
 @dataclass(frozen=True)
 class ReleaseTag:
-    tag: str  # as pushed: `v1.2.0` or `digits@v1.2.0`
+    tag: str  # as pushed: `v1.2.0` or `<project>@v1.2.0`
     version: str  # `v1.2.0`: the bento and image version
     name: str | None  # the GTO artifact name, None for a plain tag
     numbers: tuple[int, int, int]
@@ -55,6 +59,16 @@ def parse_tag(tag: str) -> ReleaseTag:
             f"tag the release as {EXAMPLES} (numbers without leading zeros)",
         )
     return parsed
+
+
+def check_project(release: ReleaseTag, project: str) -> None:
+    """A GTO-style tag must name this project (params.yaml `project.name`)."""
+    if release.name is not None and release.name != project:
+        raise UserError(
+            f"tag {release.tag} names {release.name!r}, but this project is {project!r} "
+            "(params.yaml project.name)",
+            f"tag the release as {release.version} or {project}@{release.version}",
+        )
 
 
 def previous_release(current: ReleaseTag, tags: Iterable[str]) -> ReleaseTag | None:
@@ -150,8 +164,13 @@ class Checked:
     image: str
 
 
-def check_release(tag: str, repository: str, branch: str = DEFAULT_BRANCH) -> Checked:
+def check_release(
+    tag: str, repository: str, branch: str = DEFAULT_BRANCH, project: str | None = None
+) -> Checked:
+    """`project`: the project's name; a GTO-style tag naming another is refused."""
     release = parse_tag(tag)
+    if project is not None:
+        check_project(release, project)
     commit = check_checked_out(release)
     check_on_branch(commit, branch)
     previous = previous_release(release, tags_reachable_from(commit))
@@ -177,7 +196,15 @@ def run(args: argparse.Namespace) -> int:
     with annotated("mlops release tag"):
         if not args.tag:
             raise UserError("no tag given", "pass the tag, or run on a tag push (GITHUB_REF_NAME)")
-        checked = check_release(args.tag, args.repository or "", args.branch or DEFAULT_BRANCH)
+        if args.project:
+            project = args.project
+        else:
+            from mlops_template.params import load_params  # validates all of params.yaml
+
+            project = load_params().project.name
+        checked = check_release(
+            args.tag, args.repository or "", args.branch or DEFAULT_BRANCH, project
+        )
     release, previous = checked.release, checked.previous
     outputs = {
         "tag": release.tag,
@@ -217,5 +244,10 @@ def register(sub: Any) -> None:
         "--repository",
         default=os.environ.get("GITHUB_REPOSITORY"),
         help="OWNER/REPO, for the image name (default: $GITHUB_REPOSITORY)",
+    )
+    parser.add_argument(
+        "--project",
+        help="the project's name, which a `<name>@vX.Y.Z` tag must carry "
+        "(default: project.name in params.yaml)",
     )
     parser.set_defaults(func=run)

@@ -24,10 +24,9 @@ from typing import Any
 
 from mlops_template import model_io
 from mlops_template.errors import UserError
-from mlops_template.files import export_atomically, write_json
+from mlops_template.files import export_atomically, read_json, write_json
 from mlops_template.params import load_params
-from mlops_template.paths import BENTOMODEL_FILE, DATA_DVC, GATE_FILE, MODEL_DIR
-from mlops_template.paths import QUALITY as QUALITY_FILE
+from mlops_template.paths import BENTOMODEL_FILE, DATA_DVC, GATE_FILE, MODEL_DIR, QUALITY
 from mlops_template.serving import store
 
 
@@ -36,15 +35,8 @@ class NotAccepted(UserError):
 
 
 def read_verdict(path: Path = GATE_FILE) -> dict[str, Any]:
-    if not path.exists():
-        raise UserError(f"{path} not found", "run the gate first: `dvc repro gate`")
-    try:
-        verdict = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})",
-            "re-create it with `dvc repro gate --force`",
-        ) from None
+    fix = "run the gate first: `dvc repro gate`" if not path.exists() else None
+    verdict = read_json(path, fix or "re-create it with `dvc repro gate --force`")
     if not isinstance(verdict, dict) or not isinstance(verdict.get("accepted"), bool):
         raise UserError(
             f"{path} has no boolean 'accepted' verdict",
@@ -80,15 +72,6 @@ def data_md5(dvc_file: Path = DATA_DVC) -> str:
     return recorded_hash(dvc_file)[1]
 
 
-def _read_json(path: Path, hint: str) -> dict[str, Any]:
-    if not path.exists():
-        raise UserError(f"{path} not found", hint)
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg})", hint) from None
-
-
 def _without_nulls(value: Any) -> Any:
     """BentoML metadata rejects None: drop unset keys (the full record keeps them)."""
     if isinstance(value, dict):
@@ -115,7 +98,7 @@ def provenance_record(verdict: dict[str, Any]) -> dict[str, Any]:
         "git_commit": git_commit(),
         "data": {"dvc_file": str(DATA_DVC), "md5": data_md5()},
         "params": params.model_dump(by_alias=True, mode="json"),
-        "metrics": _read_json(QUALITY_FILE, "run `dvc repro evaluate` first"),
+        "metrics": read_json(QUALITY, "run `dvc repro evaluate` first"),
         "gate": verdict,
     }
 
