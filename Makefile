@@ -13,10 +13,11 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
 # Tests run uv themselves (temp copies of the project, act): the same uv, first on PATH.
 export PATH := $(dir $(UV)):$(PATH)
 
-.PHONY: help uv env env-all run test lint bench
+.PHONY: help uv env env-all run serve test lint bench
 
 help:
 	@echo "make run    install the locked environment, get the data, run the pipeline, summarize"
+	@echo "make serve  serve the packaged model on 127.0.0.1:3000"
 	@echo "make test   install the environment with every model family and run the test suite"
 	@echo "make lint   ruff, zizmor and the workflow schemas"
 
@@ -36,6 +37,9 @@ run: env
 	$(UV) run mlops data
 	$(UV) run dvc repro || { $(UV) run mlops summary; exit 1; }
 	$(UV) run mlops summary
+
+serve: env  ## the packaged model of this checkout, on 127.0.0.1:3000
+	BENTOML_HOME=$(CURDIR)/.bentoml $(UV) run bentoml serve --host 127.0.0.1 --port 3000
 
 test: env-all
 	$(UV) run pytest
