@@ -87,11 +87,6 @@ def test_runs_as_a_plain_file_with_the_standard_library_only(tmp_path: Path) -> 
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
-@pytest.mark.xfail(
-    reason="Makefile: `uv sync --locked $$(python3 envspec.py)` runs uv even when envspec "
-    "fails, so an unknown family uninstalls the extras (needs `flags=$$(...) && uv sync`)",
-    strict=True,
-)
 def test_make_env_with_an_unknown_family_installs_nothing(tmp_path: Path) -> None:
     """`make run` starts with `make env`: a typo in train.family must stop it before uv runs."""
     for rel in ("Makefile", "pyproject.toml", "src/mlops_template/envspec.py"):

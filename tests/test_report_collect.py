@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from argparse import Namespace
@@ -42,23 +43,10 @@ def _tsv(name: str, values: list[float]) -> str:
     return f"timestamp\tstep\t{name}\n{rows}"
 
 
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    for key, value in {
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "Test",
-        "GIT_AUTHOR_EMAIL": "test@example.invalid",
-        "GIT_COMMITTER_NAME": "Test",
-        "GIT_COMMITTER_EMAIL": "test@example.invalid",
-        "GIT_CONFIG_NOSYSTEM": "1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("GITHUB_HEAD_REF", raising=False)
-    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
-    # the dvc of this environment, whatever PATH the test runner was given
-    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-
-    root = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The base commit and the PR's working tree, built once (`dvc init` takes seconds)."""
+    root = tmp_path_factory.mktemp("collect") / "repo"
     root.mkdir()
     _git(root, "init", "-q", "-b", "main")
     subprocess.run(["dvc", "init", "-q"], cwd=root, check=True)
@@ -95,6 +83,18 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "build/ci/repro.json",
         json.dumps({"data_source": "cache", "lock_up_to_date": True, "tolerance": 0.005}),
     )
+    return root
+
+
+@pytest.fixture
+def repo(template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the template repo; the CI variables that collect reads are unset."""
+    monkeypatch.delenv("GITHUB_HEAD_REF", raising=False)
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+    # the dvc of this environment, whatever PATH the test runner was given
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    root = tmp_path / "repo"
+    shutil.copytree(template, root, symlinks=True)
     return root
 
 
