@@ -334,3 +334,19 @@ def test_an_unknown_family_fails_before_any_stage_deletes_an_output(project: Pat
 def test_malformed_params_yaml(project: Path, capsys) -> None:
     (project / "params.yaml").write_text("train:\n  family: tiny\n seed: 1\n")
     assert "params.yaml is not valid YAML at line 3" in error_of(capsys, "train")
+
+
+@pytest.mark.parametrize("column", ["age_days", "organic"])
+@pytest.mark.xfail(
+    reason="src: a nullable int64 or bool column with an empty cell is read as float/str, "
+    "fails pandera's dtype check and _explain prints an empty message (read it as Int64 / "
+    "boolean in table.read_table, declare those dtypes in validate.build_schema)",
+    strict=True,
+)
+def test_empty_cells_in_nullable_integer_and_boolean_columns_are_valid(
+    project: Path, column: str
+) -> None:
+    set_params(project, {"schema": {"columns": {column: {"nullable": True}}}})
+    edit_cell(project, column, 4, "")
+    assert main(["validate"]) == 0
+    run_stages("prepare", "train", "evaluate")
