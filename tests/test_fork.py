@@ -4,6 +4,7 @@ own model family as one new file. The kept parts must not know either (nor the e
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import subprocess
@@ -138,6 +139,10 @@ def test_a_family_added_as_one_file_runs_the_whole_pipeline(tmp_path: Path) -> N
 
 @pytest.mark.slow
 @pytest.mark.keras
+@pytest.mark.skipif(
+    importlib.util.find_spec("tensorflow") is None,
+    reason="needs the keras extra (uv sync --extra keras)",
+)
 def test_the_keras_mlp_reaches_095_with_params_only_edits(tmp_path: Path) -> None:
     repo = make_fork(tmp_path, "keras")
     run(["mlops", "data"], repo)
