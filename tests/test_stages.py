@@ -96,11 +96,6 @@ def test_validate_names_the_column_the_rule_and_the_row(
 
 
 @pytest.mark.parametrize(("column", "value"), [("organic", "maybe"), ("age_days", "1.5")])
-@pytest.mark.xfail(
-    reason="src: validate._explain lists every row of a column of the wrong type, not the "
-    "cells that are not of the declared type (bool / int64)",
-    strict=True,
-)
 def test_validate_names_the_one_cell_of_the_wrong_type(project: Path, capsys, column, value):
     edit_cell(project, column, 11, value)
     err = error_of(capsys, "validate")
@@ -337,12 +332,6 @@ def test_malformed_params_yaml(project: Path, capsys) -> None:
 
 
 @pytest.mark.parametrize("column", ["age_days", "organic"])
-@pytest.mark.xfail(
-    reason="src: a nullable int64 or bool column with an empty cell is read as float/str, "
-    "fails pandera's dtype check and _explain prints an empty message (read it as Int64 / "
-    "boolean in table.read_table, declare those dtypes in validate.build_schema)",
-    strict=True,
-)
 def test_empty_cells_in_nullable_integer_and_boolean_columns_are_valid(
     project: Path, column: str
 ) -> None:

@@ -93,7 +93,8 @@ class FeatureSpec(BaseModel):
             if column.kind == "categorical" or column.kind == "boolean":
                 out[column.name] = values.astype(object).where(values.notna(), None)
             else:
-                out[column.name] = pd.to_numeric(values).astype("float64")
+                numbers = pd.to_numeric(values).astype("Float64")
+                out[column.name] = numbers.to_numpy(dtype="float64", na_value=np.nan)
         return pd.DataFrame(out, index=df.index)
 
     def class_indices(self, labels: pd.Series) -> np.ndarray:

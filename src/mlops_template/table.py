@@ -30,7 +30,27 @@ def read_table(path: Path, params: Params | None = None) -> pd.DataFrame:
                 dtypes[name] = str
         if any(isinstance(c, str) for c in schema.classes):
             dtypes[params.data.target] = str
-    return _read(path, dtype=dtypes or None)
+    df = _read(path, dtype=dtypes or None)
+    if params is not None:
+        _nullable_types(df, params)
+    return df
+
+
+def _nullable_types(df: pd.DataFrame, params: Params) -> None:
+    """Give nullable int64/bool columns pandas' nullable dtypes (Int64, boolean): an empty
+    cell otherwise turns them into float/str. A column with other values is left as read, so
+    validate names the cells of the wrong type."""
+    for name in df.columns:
+        rule = params.schema_.rule_for(name)
+        if rule is None or not rule.nullable:
+            continue
+        values = df[name].dropna()
+        if rule.dtype == "int64" and pd.api.types.is_numeric_dtype(df[name]):
+            if (values % 1 == 0).all():
+                df[name] = df[name].astype("Int64")
+        elif rule.dtype == "bool" and values.astype(str).isin(["True", "False"]).all():
+            df[name] = df[name].map({True: True, False: False, "True": True, "False": False})
+            df[name] = df[name].astype("boolean")
 
 
 def _read(path: Path, **options: object) -> pd.DataFrame:

@@ -39,7 +39,7 @@ class ReportInputs:
         {file: {name: {"old": x, "new": y, "diff": d}}} (old/new None when absent).
     gate: reports/gate.json (None when the gate did not run).
     data_base / data_pr: reports/data.json at the base and in the PR (None when absent).
-    curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty for families that log no curves).
+    curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty when none are logged).
     f1_base / f1_pr: {class: f1} from plots/per_class_f1.csv.
     confusion_pr: [(actual, predicted), ...] from plots/predictions.csv.
     repro: build/ci/repro.json (None when CI did not check reproducibility).

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import yaml
 
-from mlops_template.custom.dataset import write_example_data
 from mlops_template.errors import UserError
 from mlops_template.params import load_params
 from mlops_template.paths import DATA_DVC
@@ -93,6 +92,8 @@ def _from_remote(dvc_file: Path) -> None:
 
 def _from_example(dvc_file: Path, data_path: Path) -> None:
     """Regenerate the example next to data/, then swap it in only if it matches data.dvc."""
+    from mlops_template.custom.dataset import write_example_data  # a fork may delete it
+
     data_dir = Path(data_path.parts[0])
     staging = Path(tempfile.mkdtemp(prefix=".data-", dir="."))
     try:

@@ -43,8 +43,9 @@ def build_schema(params: Params) -> pa.DataFrameSchema:
         if name == params.data.target:
             allowed = list(schema.classes)
             checks.append(pa.Check(lambda s, ok=allowed: s.isin(ok), name=f"one of {allowed}"))
+        nullable_dtype = {"int64": "Int64", "bool": "boolean"} if rule.nullable else {}
         columns[name] = pa.Column(
-            "str" if rule.dtype == "str" else rule.dtype,
+            nullable_dtype.get(rule.dtype, rule.dtype),
             checks=checks,
             nullable=rule.nullable,
             regex=rule.regex,
@@ -66,6 +67,18 @@ def _offending(df: pd.DataFrame, column: str, mask: pd.Series) -> str:
     return shown + (f" (and {more} more)" if more > 0 else "")
 
 
+def _not_of_type(values: pd.Series, expected: str) -> pd.Series:
+    """The cells that are present but not of the expected type."""
+    present = values.notna()
+    if expected.lower() in ("bool", "boolean"):
+        return present & ~values.astype(str).isin(["True", "False"])
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = present & numbers.isna()
+    if expected.lower() == "int64":
+        bad = bad | (present & numbers.notna() & (numbers % 1 != 0))
+    return bad
+
+
 def _explain(df: pd.DataFrame, err: pa.errors.SchemaErrors, path: Path) -> str:
     """Turn pandera's failure table into sentences: rule, column, a few rows."""
     lines = []
@@ -80,7 +93,7 @@ def _explain(df: pd.DataFrame, err: pa.errors.SchemaErrors, path: Path) -> str:
         elif check.startswith("dtype"):
             wrong_type.add(column)
             expected = re.sub(r"^dtype\(\(?'?|'?\)?\)$", "", check)
-            bad = pd.to_numeric(df[column], errors="coerce").isna() & df[column].notna()
+            bad = _not_of_type(df[column], expected)
             if not bad.any() and df[column].isna().any():
                 continue  # only empty cells made it float: the not_nullable line says so
             lines.append(
@@ -110,7 +123,8 @@ def _table_checks(df: pd.DataFrame, params: Params, path: Path) -> None:
             if found != rule.count:
                 raise UserError(
                     f"{path}: expected {rule.count} columns matching '{name}', found {found}",
-                    "restore the missing columns or update schema.columns in params.yaml",
+                    f"make the data's columns match the count, or update the count of '{name}' "
+                    "in schema.columns in params.yaml",
                 )
     if len(df) < schema.min_rows:
         raise UserError(
