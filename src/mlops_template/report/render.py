@@ -380,13 +380,22 @@ def _section_serving(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any
     rules = _gate_rules(inputs.gate)
     with_gate = inputs.gate is not None
     header = ["Metric", "Base", "PR", "Change"] + (["Gate"] if with_gate else [])
-    out += _table(
-        header,
-        _metric_rows(_ordered(names, rules), values, rules, with_gate),
-        "lrrrl"[: len(header)],
-    )
+    # The base's latency was measured on another machine (whoever committed it): comparing it
+    # with this runner's measurement would show machine differences as model changes.
+    shown = {
+        n: ({"old": None, "new": v.get("new")} if "latency" in n else v) for n, v in values.items()
+    }
+    rows = _metric_rows(_ordered(names, rules), shown, rules, with_gate)
+    for row, name in zip(rows, _ordered(names, rules), strict=True):
+        if "latency" in name:
+            row[1], row[3] = "n/a", "not compared"
+    out += _table(header, rows, "lrrrl"[: len(header)])
     if any("latency" in n for n in names):
-        out += ["", "<sub>Latency is measured on the CI runner: expect noise of a few %.</sub>"]
+        out += [
+            "",
+            "<sub>Latency is measured on the CI runner for the PR only: the base's figure comes "
+            "from another machine, so it is not compared. Model size is exact.</sub>",
+        ]
     return out
 
 
