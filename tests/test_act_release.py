@@ -156,7 +156,7 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
     assert argv[:3] == ["buildx", "build", "--push"]
     assert "--load" not in argv
     assert values(argv, "--tag") == ["ghcr.io/acme/digits:v1.0.0"]
-    packaged = store.read_bentomodel(main_repo / paths.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(main_repo / paths.BENTOMODEL_FILE).to_json()
     labels = dict(label.split("=", 1) for label in values(argv, "--label"))
     assert labels == {
         "org.opencontainers.image.title": BENTO_NAME,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import pytest
 
-from mlops_template.ci import cli as ci_cli
 from mlops_template.ci import gha
-from mlops_template.errors import UserError
+from mlops_template.cli import main
 
 
 def test_multiline_output_cannot_inject_another_output(tmp_path: Path, monkeypatch) -> None:
@@ -37,11 +35,10 @@ def test_env_values_must_be_one_line(tmp_path: Path, monkeypatch) -> None:
 
 def test_ci_mistakes_become_error_annotations(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    parser = argparse.ArgumentParser()
-    ci_cli.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["ci", "verdict", "--file", str(tmp_path / "gate.json")])
-    with pytest.raises(UserError):
-        args.func(args)
-    out = capsys.readouterr().out
-    assert out.startswith("::error title=mlops ci verdict::no gate verdict at ")
-    assert "Fix: run the gate first" in out
+    assert main(["ci", "verdict", "--file", str(tmp_path / "gate.json")]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith(
+        f"::error title=mlops ci verdict::{tmp_path}/gate.json not found"
+    )
+    assert "Fix: run the gate" in captured.out
+    assert "error: " in captured.err and "Traceback" not in captured.err

@@ -13,6 +13,7 @@ from typing import ClassVar
 import pytest
 
 from mlops_template.ci import remote
+from mlops_template.cli import main
 from mlops_template.errors import UserError
 
 
@@ -75,8 +76,8 @@ def test_no_id_token_permission_is_a_clear_error(monkeypatch) -> None:
 
 @pytest.mark.slow  # real `dvc` subprocesses: seconds each
 def test_no_remote_is_a_notice_and_nothing_else(dvc_repo: Path, capsys) -> None:
-    assert remote.run_credentials(type("A", (), {"token_dir": "x"})()) == 0
-    assert remote.run_push(None) == 0
+    assert main(["ci", "credentials", "--token-dir", "x"]) == 0
+    assert main(["ci", "push"]) == 0
     out = capsys.readouterr().out
     assert out.count("::notice title=DVC remote::") == 2
     assert "Skipping dvc push" in out
@@ -92,7 +93,7 @@ def test_s3_remote_with_a_role_gets_a_private_token_file(
     monkeypatch.setenv("GITHUB_ENV", str(env_file))
     monkeypatch.setenv("RUNNER_TEMP", str(tmp_path / "runner"))
     monkeypatch.setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/dvc")
-    assert remote.run_credentials(type("A", (), {"token_dir": "unused"})()) == 0
+    assert main(["ci", "credentials", "--token-dir", "unused"]) == 0
     token = tmp_path / "runner" / remote.TOKEN_FILE_NAME
     assert token.read_text() == "header.payload.signature"
     assert stat.S_IMODE(token.stat().st_mode) == 0o600

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from mlops_template.ci import verdict
+from mlops_template.cli import main
 from mlops_template.errors import UserError
+from mlops_template.records import GateVerdict
 
 REJECTED = {
     "accepted": False,
@@ -17,15 +18,11 @@ REJECTED = {
 }
 
 
-def _args(path: Path):
-    return type("Args", (), {"file": str(path)})()
-
-
 def test_rejected_verdict_fails_with_error_annotations(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     path = tmp_path / "gate.json"
     path.write_text(json.dumps(REJECTED))
-    assert verdict.run_verdict(_args(path)) == 1
+    assert main(["ci", "verdict", "--file", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "::error title=Acceptance gate::accuracy 0.1022 is below the minimum 0.97",
@@ -36,16 +33,16 @@ def test_rejected_verdict_fails_with_error_annotations(tmp_path: Path, monkeypat
 def test_accepted_verdict_passes(tmp_path: Path) -> None:
     path = tmp_path / "gate.json"
     path.write_text(json.dumps({**REJECTED, "accepted": True, "reasons": []}))
-    assert verdict.run_verdict(_args(path)) == 0
+    assert main(["ci", "verdict", "--file", str(path)]) == 0
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
-    [(None, "no gate verdict"), ("{", "not valid JSON"), ('{"accepted": "yes"}', "no boolean")],
+    [(None, "not found"), ("{", "not valid JSON"), ('{"accepted": "yes"}', "no boolean")],
 )
 def test_missing_or_broken_verdict_is_a_clear_error(tmp_path: Path, text, message) -> None:
     path = tmp_path / "gate.json"
     if text is not None:
         path.write_text(text)
     with pytest.raises(UserError, match=message):
-        verdict.read_verdict(path)
+        GateVerdict.read(path)

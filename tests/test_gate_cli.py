@@ -137,13 +137,13 @@ def test_an_older_revision_can_be_the_baseline(repo, capsys):
     write_metrics(accuracy=0.95)
 
     assert main(["gate"]) == 0  # unchanged against HEAD
-    assert main(["gate", "--baseline-rev", "HEAD~1"]) == 1  # worse than the commit before
+    assert main(["gate", "--baseline", "HEAD~1"]) == 1  # worse than the commit before
     assert verdict_file()["baseline"] == {"source": "git:HEAD~1", "available": True, "note": None}
     assert REGRESSION in capsys.readouterr().out
 
 
 def test_unknown_baseline_rev_exits_2_without_traceback(repo, capsys):
-    assert main(["gate", "--baseline-rev", "no-such-branch"]) == 2
+    assert main(["gate", "--baseline", "no-such-branch"]) == 2
 
     captured = capsys.readouterr()
     assert "error: git revision 'no-such-branch' not found" in captured.err
@@ -222,10 +222,27 @@ def test_missing_baseline_file_exits_2(repo, capsys):
 
 
 def test_baseline_options_exclude_each_other(repo, capsys):
-    with pytest.raises(SystemExit) as exited:
-        main(["gate", "--no-baseline", "--baseline-rev", "HEAD"])
-    assert exited.value.code == 2
-    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["gate", "--no-baseline", "--baseline", "HEAD"]) == 2
+    err = capsys.readouterr().err
+    assert "use one of --baseline, --baseline-file and --no-baseline" in err
+    assert "Traceback" not in err
+    assert not Path("reports/gate.json").exists()
+
+
+def test_an_empty_baseline_means_none(repo, capsys):
+    """`--baseline ""` is how a first release says it has no previous one."""
+    assert main(["gate", "--baseline", ""]) == 0
+    assert verdict_file()["baseline"] == {"source": None, "available": False, "note": None}
+
+
+def test_usage_mistakes_exit_2_and_help_exits_0(capsys):
+    assert main(["gate", "--no-such-option"]) == 2
+    assert "No such option" in capsys.readouterr().err
+    assert main(["no-such-command"]) == 2
+    assert main(["ci", "gate"]) == 2  # --baseline is required there
+    assert "Missing option '--baseline'" in capsys.readouterr().err
+    assert main(["--help"]) == 0
+    assert "release" in capsys.readouterr().out
 
 
 def test_no_metrics_files_asks_for_dvc_repro(repo, capsys):

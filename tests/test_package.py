@@ -21,8 +21,8 @@ from helpers_serving import ACCEPTED, REJECTED, TRAIN_SCRIPT, mlops, run, write_
 
 from mlops_template import paths
 from mlops_template.errors import UserError
+from mlops_template.records import GateVerdict
 from mlops_template.serving import store
-from mlops_template.stages.package import read_verdict
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT = "wine"  # fork.fork_params' project.name
@@ -106,7 +106,7 @@ def test_a_missing_or_broken_verdict_is_a_clear_error(tmp_path, gate_text, messa
         gate.parent.mkdir()
         gate.write_text(gate_text)
     with pytest.raises(UserError) as caught:
-        read_verdict(gate)
+        GateVerdict.read(gate)
     assert message.replace("reports/gate.json", str(gate)) in caught.value.message
     assert "dvc repro gate" in caught.value.hint
 
@@ -131,7 +131,7 @@ def test_packages_the_accepted_model_with_its_lineage(project):
     assert tag.startswith("wine-model:") and tag in done.stdout
     assert models_in_store(project) == [tag.split(":")[1]]
 
-    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE).to_json()
     assert packaged["tag"] == tag
     record = packaged["provenance"]
     assert record["project"] == {
@@ -208,7 +208,7 @@ def test_a_retrained_model_gets_a_new_tag(project):
         assert done.returncode == 0, done.stderr
         after = store.model_tag(PROJECT, model)
         assert after != before and after in done.stdout
-        assert store.read_bentomodel(project / paths.BENTOMODEL_FILE)["tag"] == after
+        assert store.read_bentomodel(project / paths.BENTOMODEL_FILE).tag == after
     finally:
         shutil.rmtree(model)
         backup.rename(model)
@@ -221,6 +221,6 @@ def test_the_project_name_names_the_model(tmp_path_factory):
     fork.set_params(root, {"project": {"name": "cellar", "description": "Cellar sorter"}})
     done = mlops(root, "package")
     assert done.returncode == 0, done.stderr
-    packaged = store.read_bentomodel(root / paths.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(root / paths.BENTOMODEL_FILE).to_json()
     assert packaged["tag"].startswith("cellar-model:")
     assert packaged["provenance"]["project"]["description"] == "Cellar sorter"

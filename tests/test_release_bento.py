@@ -61,7 +61,7 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
     bento, stdout = built
     assert bento.is_file() and str(bento) in stdout
     info = yaml.safe_load(bento_member(bento, "bento.yaml"))
-    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE).to_json()
     assert (info["name"], info["version"]) == (BENTO_NAME, VERSION)
     assert bento_member(bento, "README.md").strip() == "Wine cultivar classifier (synthetic)"
     assert info["labels"]["project"] == "wine"
@@ -172,7 +172,7 @@ def test_build_imports_the_packaged_model_into_an_empty_store(project, tmp_path)
     assert done.returncode == 0, done.stderr
     listed = run(clone, sys.executable, "-m", "bentoml", "models", "list", "-o", "json")
     tags = [m["tag"] for m in json.loads(listed.stdout)]
-    assert tags == [store.read_bentomodel(clone / paths.BENTOMODEL_FILE)["tag"]]
+    assert tags == [store.read_bentomodel(clone / paths.BENTOMODEL_FILE).tag]
     assert (clone / "dist" / f"{BENTO_NAME}-v0.2.0.bento").is_file()
 
 

@@ -13,7 +13,8 @@ from test_package import packaged_fork
 
 from mlops_template import paths
 from mlops_template.errors import UserError
-from mlops_template.release.card import render_card
+from mlops_template.records import DataSummary, GateVerdict, PackagedModel
+from mlops_template.release import card as release_card
 from mlops_template.release.checksums import write_checksums
 from mlops_template.serving import store
 
@@ -73,6 +74,22 @@ RECORD = {
     },
 }
 PACKAGED = {"tag": "wine-model:abc123", "labels": {}, "provenance": RECORD}
+
+
+def render_card(packaged, version, previous, source, lock, data, commit="c", **kwargs):
+    """The card of a packaged model given as its JSON (what the .bentomodel holds)."""
+    return release_card.render_card(
+        PackagedModel.model_validate(packaged),
+        version,
+        previous,
+        source,
+        lock,
+        None if data is None else DataSummary.model_validate(data),
+        commit=commit,
+        **kwargs,
+    )
+
+
 LOCK = {
     "schema": "2.0",
     "stages": {
@@ -141,7 +158,15 @@ def test_the_card_of_a_gridded_model_says_instances_may_be_nested():
 
 
 def test_a_first_release_says_there_is_nothing_to_compare():
-    card = render_card(PACKAGED, None, None, None, None, {"rows": 10, "columns": 3}, commit="c")
+    card = render_card(
+        PACKAGED,
+        None,
+        None,
+        None,
+        None,
+        {"rows": 10, "columns": 3, "per_class": {"barolo": 4}},
+        commit="c",
+    )
     assert "No previous release to compare with." in card
     assert "| `accuracy` | 0.95 | — | — |" in card
     assert "dvc.lock not found" in card
@@ -203,7 +228,7 @@ def test_the_card_cli_reads_the_packaged_model_and_the_previous_tag(tmp_path_fac
     )
     assert done.returncode == 0, done.stderr
     card = (root / "dist" / "MODEL_CARD.md").read_text()
-    packaged = store.read_bentomodel(root / paths.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(root / paths.BENTOMODEL_FILE).to_json()
     assert f"`{packaged['tag']}`" in card
     assert f"| `accuracy` | {current['accuracy']:.6g} | " in card
     assert "+0.01 (better)" in card
@@ -221,7 +246,14 @@ def test_the_card_shows_the_release_verdict_when_given():
         "rules": [],
     }
     card = render_card(
-        PACKAGED, "v1.2.0", None, None, None, None, commit="c", verdict=release_verdict
+        PACKAGED,
+        "v1.2.0",
+        None,
+        None,
+        None,
+        None,
+        commit="c",
+        verdict=GateVerdict.model_validate(release_verdict),
     )
     assert "accepted: 2 rules passed against git:v1.1.0" in card
     packaged = render_card(PACKAGED, "v1.2.0", None, None, None, None, commit="c")

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mlops_template.cli import main
+from mlops_template.records import ReproRecord
 from mlops_template.release.verify import reproduction_problems
 
 REPRODUCED = {"lock_up_to_date": True, "metrics_reproduced": True, "tolerance": 0.005, "notes": []}
@@ -35,7 +36,7 @@ def test_reproduction_verdicts(lock_up_to_date: bool, metrics_reproduced: Any, o
         "metrics_reproduced": metrics_reproduced,
         "notes": ["largest difference: accuracy committed 0.99 vs. CI 0.97"],
     }
-    problems = reproduction_problems(record)
+    problems = reproduction_problems(ReproRecord.model_validate(record))
     assert (problems == []) is ok
     if metrics_reproduced is False:
         assert problems[0].startswith("CI did not reproduce the committed metrics/quality.json")
@@ -109,7 +110,7 @@ def test_the_gate_compares_with_the_previous_release(
 ) -> None:
     write_metrics(repo, 0.935)  # within the bounds, but 0.015 worse than v1.0.0
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
-    assert main(["release", "gate", "--previous", "v1.0.0"]) == 1
+    assert main(["release", "gate", "--baseline", "v1.0.0"]) == 1
     out = capsys.readouterr().out
     assert "(baseline: git:v1.0.0)" in out
     assert "::error title=Acceptance gate::accuracy got worse by 0.015" in out
@@ -120,7 +121,7 @@ def test_the_gate_compares_with_the_previous_release(
     assert not baseline.get("note")  # the same task: the change bounds applied
 
     write_metrics(repo, 0.945)
-    assert main(["release", "gate", "--previous", "v1.0.0"]) == 0
+    assert main(["release", "gate", "--baseline", "v1.0.0"]) == 0
     assert verdict(repo)["accepted"] is True
 
 
@@ -131,7 +132,7 @@ def test_the_first_release_gets_the_value_bounds_only(
     outputs.write_text("")
     monkeypatch.setenv("GITHUB_OUTPUT", str(outputs))
     write_metrics(repo, 0.91)  # far below v1.0.0, but there is no previous release
-    assert main(["release", "gate", "--previous", ""]) == 0
+    assert main(["release", "gate", "--baseline", ""]) == 0
     recorded = verdict(repo)
     assert recorded["accepted"] is True and recorded["baseline"]["source"] is None
     assert "accepted<<" in outputs.read_text() and "\ntrue\n" in outputs.read_text()

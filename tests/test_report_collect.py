@@ -8,12 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-from argparse import Namespace
 from pathlib import Path
 
 import pytest
 
+from mlops_template.cli import main
 from mlops_template.errors import UserError
+from mlops_template.records import DataSummary
 from mlops_template.report import cli
 from mlops_template.report.collect import collect_inputs, parse_curve
 from mlops_template.report.render import WATERMARK
@@ -115,15 +116,15 @@ def test_collect_against_head(repo: Path) -> None:
     assert params["train.lr"]["old"] == params["train.lr"]["new"] == 0.01
     assert params["train.dropped"]["new"] is None and params["train.added"]["old"] is None
 
-    assert inputs.data_base == {"rows": 10, "columns": 3, "files": {"a": "1"}}
-    assert inputs.data_pr["rows"] == 12
+    assert inputs.data_base == DataSummary(rows=10, columns=3, files={"a": "1"})
+    assert inputs.data_pr is not None and inputs.data_pr.rows == 12
     assert inputs.curves_base == {"eval/loss": [(0.0, 1.0), (1.0, 0.5)]}
     assert sorted(inputs.curves_pr) == ["eval/loss", "train/loss"]
     assert inputs.curves_pr["eval/loss"][-1] == (2.0, 0.3)
     assert inputs.f1_base == {"0": 0.9, "1": 0.8} and inputs.f1_pr["0"] == 0.95
     assert inputs.confusion_pr == [("0", "0"), ("1", "1"), ("1", "0")]
-    assert inputs.gate["accepted"] is True
-    assert inputs.repro["data_source"] == "cache"
+    assert inputs.gate is not None and inputs.gate.accepted is True
+    assert inputs.repro is not None and inputs.repro.data_source == "cache"
     head = _git(repo, "rev-parse", "--short", "HEAD")
     assert inputs.base_ref == "HEAD" and inputs.base_sha == head
     assert inputs.head_ref == "main" and inputs.head_sha == head
@@ -138,14 +139,8 @@ def test_unknown_base_is_a_user_error(repo: Path) -> None:
 def test_cli_run_writes_report_and_appends_summary(repo: Path) -> None:
     summary = repo / "summary.md"
     summary.write_text("earlier step\n", encoding="utf-8")
-    args = Namespace(
-        base="HEAD",
-        out="build/ci/report.md",
-        summary_file=str(summary),
-        images=["loss=https://example.org/loss.png"],
-        root=str(repo),
-    )
-    assert cli.run(args) == 0
+    argv = ["report", "--base", "HEAD", "--summary-file", str(summary), "--root", str(repo)]
+    assert main([*argv, "--images", "loss=https://example.org/loss.png"]) == 0
     report = (repo / "build/ci/report.md").read_text(encoding="utf-8")
     assert report.splitlines()[0] == WATERMARK
     assert "| accuracy | 0.9500 | 0.9700 |" in report

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from mlops_template.errors import UserError
+from mlops_template.records import DataSummary, GateVerdict, ReproRecord
 from mlops_template.report.render import (
     MAX_POINTS,
     WATERMARK,
@@ -97,7 +99,7 @@ RULES = {
 }
 
 
-def gate(pr: dict, base: dict | None) -> dict:
+def gate(pr: dict, base: dict | None) -> GateVerdict:
     """A verdict in reports/gate.json's format, computed the simple way for the fixtures."""
     rules, reasons = [], []
     for name, rule in RULES.items():
@@ -145,27 +147,38 @@ def gate(pr: dict, base: dict | None) -> dict:
             }
         )
     accepted = not reasons
-    return {
-        "accepted": accepted,
-        "baseline": {"source": "git:origin/main" if base else None, "available": base is not None},
-        "rules": rules,
-        "reasons": reasons,
-        "summary": (
-            f"accepted: {len(rules)} rules passed"
-            if accepted
-            else f"not accepted: {len(reasons)} check(s) failed"
-        )
-        + ("" if base else " (change bounds skipped: no baseline)"),
-    }
+    return verdict_record(
+        {
+            "accepted": accepted,
+            "baseline": {
+                "source": "git:origin/main" if base else None,
+                "available": base is not None,
+            },
+            "rules": rules,
+            "reasons": reasons,
+            "summary": (
+                f"accepted: {len(rules)} rules passed"
+                if accepted
+                else f"not accepted: {len(reasons)} check(s) failed"
+            )
+            + ("" if base else " (change bounds skipped: no baseline)"),
+        }
+    )
 
 
-def data_summary(rows: int = 1797, files: dict | None = None, per_class: dict | None = None):
-    return {
-        "rows": rows,
-        "columns": 65,
-        "per_class": per_class or {c: 180 - i for i, c in enumerate(CLASSES)},
-        "files": files or {"digits.csv": "a1b2c3d4e5f60718293a4b5c6d7e8f90"},
-    }
+def verdict_record(data: dict) -> GateVerdict:
+    return GateVerdict.model_validate(data)
+
+
+def data_summary(
+    rows: int = 1797, files: dict | None = None, per_class: dict | None = None
+) -> DataSummary:
+    return DataSummary(
+        rows=rows,
+        columns=65,
+        per_class=per_class or {c: 180 - i for i, c in enumerate(CLASSES)},
+        files=files or {"digits.csv": "a1b2c3d4e5f60718293a4b5c6d7e8f90"},
+    )
 
 
 def confusion() -> list[tuple[str, str]]:
@@ -210,7 +223,7 @@ def full_inputs() -> ReportInputs:
         f1_base=f1(),
         f1_pr=f1(0.01),
         confusion_pr=confusion(),
-        repro=REPRO_OK,
+        repro=ReproRecord.model_validate(REPRO_OK),
         base_ref="origin/main",
         base_sha="1a2b3c4",
         head_ref="feature/lower-lr",
@@ -230,13 +243,15 @@ def missing_baseline_inputs() -> ReportInputs:
         data_base=None,
         curves_base={},
         f1_base={},
-        repro={
-            **REPRO_OK,
-            "data_source": "bootstrap",
-            "metrics_reproduced": None,
-            "max_abs_delta": None,
-            "notes": ["first run: no committed metrics yet"],
-        },
+        repro=ReproRecord.model_validate(
+            {
+                **REPRO_OK,
+                "data_source": "bootstrap",
+                "metrics_reproduced": None,
+                "max_abs_delta": None,
+                "notes": ["first run: no committed metrics yet"],
+            }
+        ),
     )
 
 
@@ -279,13 +294,15 @@ def failing_gate_inputs() -> ReportInputs:
         gate=gate(pr, base),
         curves_pr=keras_curves(epochs=25, better=-0.02),
         f1_pr=f1(-0.08),
-        repro={
-            **REPRO_OK,
-            "lock_up_to_date": False,
-            "metrics_reproduced": False,
-            "max_abs_delta": 0.0123,
-            "notes": ["dvc.lock: stage train changed"],
-        },
+        repro=ReproRecord.model_validate(
+            {
+                **REPRO_OK,
+                "lock_up_to_date": False,
+                "metrics_reproduced": False,
+                "max_abs_delta": 0.0123,
+                "notes": ["dvc.lock: stage train changed"],
+            }
+        ),
     )
 
 
@@ -550,18 +567,35 @@ def test_malformed_inputs_do_not_crash() -> None:
     inputs = ReportInputs(
         metrics_diff={"m.json": {"a": 1, "b": {"old": "x", "new": "y"}, "c": {}}, "bad": 3},
         params_diff={"params.yaml": {"p": {"old": {"k": [1]}, "new": None}, "q": 5}},
-        gate={"accepted": False, "rules": [{"metric": "a", "checks": [{"kind": "odd"}]}, 7]},
-        data_base={"files": None},
-        data_pr={"rows": None, "per_class": {"0": 1}},
+        gate=verdict_record(
+            {"accepted": False, "rules": [{"metric": "a", "direction": "up", "passed": False}]}
+        ),
         curves_pr={"eval/loss": [(0, "x"), ("a", 1), (1,)], "train/acc": []},
         f1_pr={"0": None, "1": "x"},
         confusion_pr=[(0, 1)],
-        repro={"notes": None, "tolerance": None},
     )
     text = render_report(inputs)
     assert "❌ **Not accepted**" in text
     for block in mermaid_blocks(text):
         check_xychart(block)
+
+
+@pytest.mark.parametrize(
+    ("record", "data", "message"),
+    [
+        (GateVerdict, {"rules": []}, "has no boolean 'accepted' verdict"),
+        (GateVerdict, {"accepted": False, "rules": [7]}, "rules.0: Input should be"),
+        (DataSummary, {"files": None}, "is not a valid data summary: rows: Field required"),
+        (ReproRecord, [], "holds no reproducibility record"),
+    ],
+)
+def test_malformed_records_are_refused_by_their_reader(record, data, message, tmp_path) -> None:
+    """The renderer gets typed records: a broken file stops at its reader, with the fix."""
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(UserError) as caught:
+        record.read(path)
+    assert message in caught.value.message and caught.value.hint
 
 
 def test_oversized_report_stays_under_the_comment_limit() -> None:

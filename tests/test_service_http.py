@@ -263,7 +263,7 @@ def test_metrics_count_predictions_per_class_and_confidence(server):
 
 
 def test_metadata_describes_the_packaged_model(server, project):
-    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE)
+    packaged = store.read_bentomodel(project / paths.BENTOMODEL_FILE).to_json()
     status, meta = post(f"{server.url}/metadata", {})
     assert status == 200
     record = packaged["provenance"]

@@ -30,6 +30,7 @@ from mlops_template import contract
 from mlops_template.contract import Column, FeatureSpec
 from mlops_template.errors import UserError
 from mlops_template.model_io import load_model
+from mlops_template.records import Provenance
 from mlops_template.serving import schemas, store
 from mlops_template.serving.config import ServiceArgs
 from mlops_template.serving.middleware import RequestLimits
@@ -337,14 +338,18 @@ def test_metadata_describes_the_input_from_the_spec():
             "family": "anything",
             "architecture": "v",
             "classes": ["ant", "bee", "cat"],
+            "features": NAMES,
+            "spec": SPEC.model_dump(mode="json"),
         },
         "git_commit": "c0ffee",
-        "data": {"md5": "d.dir"},
+        "data": {"dvc_file": "data.dvc", "md5": "d.dir"},
         "params": {"p": 1},
         "metrics": {"accuracy": 1.0},
         "gate": {"accepted": True},
     }
-    meta = schemas.metadata_payload("demo-model:abc", provenance, SPEC, 7, {"batched": False})
+    meta = schemas.metadata_payload(
+        "demo-model:abc", Provenance.model_validate(provenance), SPEC, 7, {"batched": False}
+    )
     assert meta["project"] == {"name": "demo", "description": "A demo"}
     assert (meta["tag"], meta["family"], meta["classes"]) == (
         "demo-model:abc",
@@ -528,7 +533,7 @@ def test_the_service_class_describes_its_model(service_module):
     meta = module.Classifier().metadata()
     version = module.MODEL_TAG.split(":")[1]
     model_dir = root / ".bentoml" / "models" / store.model_name(SYNTH_PROJECT) / version
-    record = store.read_provenance(model_dir)
+    record = store.read_provenance(model_dir).to_json()
     assert meta["tag"] == module.MODEL_TAG
     assert meta["project"]["name"] == SYNTH_PROJECT and meta["project"]["description"]
     assert meta["family"] == "sklearn" and meta["classes"] == SYNTH_CLASSES

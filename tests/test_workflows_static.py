@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import subprocess
 import sys
@@ -173,8 +174,26 @@ def test_no_pr_facing_workflow_gets_an_oidc_token() -> None:
             assert "id-token" not in job["permissions"], name
 
 
-def test_the_ci_commands_are_registered() -> None:
-    """The actions run `mlops ci ...`: its module must be wired into the CLI."""
-    from mlops_template.cli import COMMAND_MODULES
+def test_every_command_the_yaml_runs_exists() -> None:
+    """The actions and workflows run `mlops ...`: each command they name is wired into the CLI,
+    and every command the CLI lists imports to a click command."""
+    import click
 
-    assert "mlops_template.ci.cli" in COMMAND_MODULES
+    from mlops_template import cli
+
+    groups = {"ci": cli.CI_COMMANDS, "release": cli.RELEASE_COMMANDS}
+    files = [*ROOT.glob("actions/*/action.yml"), *(ROOT / ".github" / "workflows").glob("*.yml")]
+    used = set()
+    for path in files:
+        for match in re.finditer(r"\bmlops ([a-z]+)(?: ([a-z]+))?", path.read_text()):
+            name, sub = match.groups()
+            assert name in cli.COMMANDS or name in groups, f"{path}: mlops {name}"
+            if name in groups:
+                assert sub in groups[name], f"{path}: mlops {name} {sub}"
+            used.add(name)
+    assert {"ci", "release", "report"} <= used
+    for table in (cli.COMMANDS, *groups.values()):
+        for target, _ in table.values():
+            module, _, attribute = target.partition(":")
+            command = getattr(importlib.import_module(module), attribute)
+            assert isinstance(command, click.Command), target

@@ -40,10 +40,17 @@ def read_json(path: Path | str, fix: str) -> Any:
         raise UserError(f"{path} not found", fix) from None
     except OSError as exc:
         raise UserError(f"{path} cannot be read ({exc.strerror})", fix) from None
+    return parse_json(text, str(path), fix)
+
+
+def parse_json(text: str, source: str, fix: str) -> Any:
+    """JSON text from `source` (a file at a git revision, a tool's output); UserError if broken."""
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})", fix) from None
+        raise UserError(
+            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})", fix
+        ) from None
 
 
 def write_json(path: Path | str, data: Any, *, strict: bool = False) -> None:

@@ -18,7 +18,8 @@ Numbers are compared exactly as written (in the metrics JSON and in params.yaml)
 becomes the decimal its shortest repr shows, and arithmetic is done on exact fractions. So
 0.97 - 0.96 is exactly 0.01, and a value sitting exactly on a bound passes, with no epsilon.
 
-This module is pure: it takes dicts and returns dataclasses. Reading files and git lives in
+This module is pure: it takes dicts and returns dataclasses (`Verdict.record()` is the file's
+typed form). Reading files and git lives in
 `mlops_template.stages.gate`.
 """
 
@@ -33,6 +34,7 @@ from typing import Any
 
 from mlops_template.errors import UserError
 from mlops_template.metrics_io import flatten, is_finite_number
+from mlops_template.records import BaselineRecord, CheckRecord, GateVerdict, RuleRecord
 
 DIRECTIONS = ("higher", "lower")
 VALUE_BOUNDS = ("min", "max")
@@ -172,14 +174,14 @@ class Check:
     passed: bool | None
     reason: str
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "bound": self.bound,
-            "actual": _json_number(self.actual),
-            "passed": self.passed,
-            "reason": self.reason,
-        }
+    def record(self) -> CheckRecord:
+        return CheckRecord(
+            kind=self.kind,
+            bound=self.bound,
+            actual=_json_number(self.actual),
+            passed=self.passed,
+            reason=self.reason,
+        )
 
 
 @dataclass(frozen=True)
@@ -201,15 +203,15 @@ class RuleResult:
     def skipped(self) -> tuple[Check, ...]:
         return tuple(check for check in self.checks if check.passed is None)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric,
-            "direction": self.direction,
-            "value": self.value,
-            "baseline": self.baseline,
-            "checks": [check.to_dict() for check in self.checks],
-            "passed": self.passed,
-        }
+    def record(self) -> RuleRecord:
+        return RuleRecord(
+            metric=self.metric,
+            direction=self.direction,
+            value=self.value,
+            baseline=self.baseline,
+            checks=[check.record() for check in self.checks],
+            passed=self.passed,
+        )
 
 
 @dataclass(frozen=True)
@@ -259,19 +261,23 @@ class Verdict:
             return f"change bounds skipped: {self.baseline_note or 'no baseline'}"
         return f"change bounds skipped for {', '.join(skipped)}: no baseline value"
 
+    def record(self) -> GateVerdict:
+        """The verdict as reports/gate.json holds it (see `mlops_template.records`)."""
+        return GateVerdict(
+            accepted=self.accepted,
+            baseline=BaselineRecord(
+                source=self.baseline_source,
+                available=self.baseline_available,
+                note=self.baseline_note,
+            ),
+            rules=[result.record() for result in self.rules],
+            reasons=self.reasons,
+            summary=self.summary,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The verdict file's JSON object (strict JSON: no NaN or Infinity anywhere)."""
-        return {
-            "accepted": self.accepted,
-            "baseline": {
-                "source": self.baseline_source,
-                "available": self.baseline_available,
-                "note": self.baseline_note,
-            },
-            "rules": [result.to_dict() for result in self.rules],
-            "reasons": self.reasons,
-            "summary": self.summary,
-        }
+        return self.record().to_json()
 
 
 # --------------------------------------------------------------------------- evaluation

@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
+
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
+from mlops_template.files import read_json
 
 ARTIFACT_NAME = "pr-report"
 REPORT = "report.md"
@@ -213,9 +216,9 @@ def _walk(directory: Path) -> list[Path]:
 
 def _read_meta(path: Path) -> dict[str, Any]:
     try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise UserError("pr.json in the report artifact is not valid JSON", _FIX) from None
+        meta = read_json(path, _FIX)
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not valid JSON (not UTF-8 text)", _FIX) from None
     if not isinstance(meta, dict):
         raise UserError("pr.json in the report artifact must hold a JSON object", _FIX)
     unknown = sorted(set(meta) - {"pr_number", "head_sha", "base_sha"})
@@ -227,33 +230,27 @@ def _read_meta(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- commands
 
 
-def run_bundle(args: Any) -> int:
+@click.command("bundle", help="Write the PR report artifact (report, PR number, head sha, images).")
+@click.option("--report", default="build/ci/report.md", show_default=True)
+@click.option("--pr-number", required=True, help="the pull request's number")
+@click.option("--head-sha", required=True, help="the PR head commit (40 hex)")
+@click.option("--base-sha", default="", help="the PR base commit (40 hex)")
+@click.option("--images-from", default="plots", help="PNG files under this folder ride along")
+@click.option("--out", default=f"build/ci/{ARTIFACT_NAME}", show_default=True)
+@gha.annotated("mlops ci bundle")
+def bundle_command(
+    report: str, pr_number: str, head_sha: str, base_sha: str, images_from: str, out: str
+) -> None:
     result = bundle(
-        Path(args.report),
-        args.pr_number,
-        args.head_sha,
-        Path(args.out),
-        base_sha=args.base_sha or None,
-        images_from=Path(args.images_from) if args.images_from else None,
+        Path(report),
+        pr_number,
+        head_sha,
+        Path(out),
+        base_sha=base_sha or None,
+        images_from=Path(images_from) if images_from else None,
     )
     print(
         f"report artifact for PR #{result.pr_number} ({result.head_sha[:12]}) written to "
-        f"{args.out} with {len(result.images)} image(s)"
+        f"{out} with {len(result.images)} image(s)"
     )
-    gha.set_output("dir", str(args.out))
-    return 0
-
-
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "bundle", help="write the PR report artifact (report, PR number, head sha, images)"
-    )
-    parser.add_argument("--report", default="build/ci/report.md", help="%(default)s")
-    parser.add_argument("--pr-number", required=True, help="the pull request's number")
-    parser.add_argument("--head-sha", required=True, help="the PR head commit (40 hex)")
-    parser.add_argument("--base-sha", default="", help="the PR base commit (40 hex)")
-    parser.add_argument(
-        "--images-from", default="plots", help="PNG files under this folder ride along"
-    )
-    parser.add_argument("--out", default=f"build/ci/{ARTIFACT_NAME}", help="%(default)s")
-    parser.set_defaults(func=run_bundle)
+    gha.set_output("dir", out)

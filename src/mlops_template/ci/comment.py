@@ -22,7 +22,8 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+
+import click
 
 from mlops_template.ci import gha
 from mlops_template.ci.artifact import (
@@ -198,61 +199,53 @@ def post_comment(
 # --------------------------------------------------------------------------- commands
 
 
-def run_unpack(args: Any) -> int:
+@click.command(
+    "unpack", help="Check a downloaded PR report artifact and that the PR is at its commit."
+)
+@click.option("--dir", "directory", required=True, help="the downloaded artifact folder")
+@click.option("--head-sha", required=True, help="head commit of the PR run (workflow_run.head_sha)")
+@click.option("--repo", required=True, help="owner/name ($GITHUB_REPOSITORY)")
+@gha.annotated("mlops ci unpack")
+def unpack(directory: str, head_sha: str, repo: str) -> None:
     try:
-        found = validate_bundle(Path(args.dir), expected_head_sha=check_sha(args.head_sha, "sha"))
-        verify_pr_head(args.repo, found.pr_number, found.head_sha)
+        found = validate_bundle(Path(directory), expected_head_sha=check_sha(head_sha, "sha"))
+        verify_pr_head(repo, found.pr_number, found.head_sha)
     except NoArtifact as exc:
         gha.annotate("notice", f"{exc.message}; nothing to post", title="No PR report")
         gha.set_output("post", "false")
-        return 0
+        return
     except StalePR as exc:
         gha.annotate("notice", str(exc), title="Newer commit")
         gha.set_output("post", "false")
-        return 0
+        return
     print(f"report artifact OK: PR #{found.pr_number} at {found.head_sha[:12]}")
     gha.set_output("post", "true")
     gha.set_output("pr-number", str(found.pr_number))
     gha.set_output("report", str(found.report))
     gha.set_output("images-dir", str(found.report.parent / "images"))
-    return 0
 
 
-def run_comment(args: Any) -> int:
-    images_dir = Path(args.images_dir) if args.images_dir else None
-    images = sorted(images_dir.glob("*.png")) if images_dir and images_dir.is_dir() else []
+@click.command("comment", help="Create or update the PR's one report comment with CML.")
+@click.option("--pr-number", required=True)
+@click.option("--report", required=True, help="markdown file to post")
+@click.option("--watermark", default=DEFAULT_WATERMARK, show_default=True)
+@click.option("--images-dir", default="", help="PNG images to publish (if opted in)")
+@click.option(
+    "--publish-images",
+    is_flag=True,
+    help=f"upload the PNG images to CML's public host ({ASSET_HOST}) and show them",
+)
+@gha.annotated("mlops ci comment")
+def comment(
+    pr_number: str, report: str, watermark: str, images_dir: str, publish_images: bool
+) -> None:
+    images_path = Path(images_dir) if images_dir else None
+    images = sorted(images_path.glob("*.png")) if images_path and images_path.is_dir() else []
     url = post_comment(
-        check_pr_number(args.pr_number, from_text=True),
-        Path(args.report),
-        watermark=args.watermark,
+        check_pr_number(pr_number, from_text=True),
+        Path(report),
+        watermark=watermark,
         images=images,
-        publish=args.publish_images,
+        publish=publish_images,
     )
     gha.set_output("comment-url", url)
-    return 0
-
-
-def register(sub: Any) -> None:
-    unpack = sub.add_parser(
-        "unpack", help="check a downloaded PR report artifact and that the PR is at its commit"
-    )
-    unpack.add_argument("--dir", required=True, help="the downloaded artifact folder")
-    unpack.add_argument(
-        "--head-sha", required=True, help="head commit of the PR run (workflow_run.head_sha)"
-    )
-    unpack.add_argument("--repo", required=True, help="owner/name ($GITHUB_REPOSITORY)")
-    unpack.set_defaults(func=run_unpack)
-
-    comment = sub.add_parser(
-        "comment", help="create or update the PR's one report comment with CML"
-    )
-    comment.add_argument("--pr-number", required=True)
-    comment.add_argument("--report", required=True, help="markdown file to post")
-    comment.add_argument("--watermark", default=DEFAULT_WATERMARK, help="%(default)s")
-    comment.add_argument("--images-dir", default="", help="PNG images to publish (if opted in)")
-    comment.add_argument(
-        "--publish-images",
-        action="store_true",
-        help=f"upload the PNG images to CML's public host ({ASSET_HOST}) and show them",
-    )
-    comment.set_defaults(func=run_comment)

@@ -9,6 +9,10 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mlops_template.errors import UserError
 
 
 def in_actions() -> bool:
@@ -55,3 +59,18 @@ def annotate(level: str, message: str, title: str | None = None) -> None:
     else:
         prefix = f"{title}: " if title else ""
         print(f"{level}: {prefix}{message}", file=sys.stderr, flush=True)
+
+
+@contextmanager
+def annotated(title: str) -> Iterator[None]:
+    """A mistake also becomes an error annotation in Actions (shown on the run's page).
+
+    A context manager, and a decorator for a command's function: `@gha.annotated("mlops ci x")`.
+    """
+    try:
+        yield
+    except UserError as exc:
+        if in_actions():
+            fix = f" Fix: {exc.hint}" if exc.hint else ""
+            annotate("error", f"{exc.message}.{fix}", title=title)
+        raise

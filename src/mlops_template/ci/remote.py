@@ -18,7 +18,8 @@ import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+
+import click
 
 from mlops_template.ci import gha
 from mlops_template.ci.repro import run_streaming
@@ -92,18 +93,25 @@ def configure_aws(token_file: Path, role_arn: str) -> None:
     gha.add_env("AWS_ROLE_SESSION_NAME", f"github-{os.environ.get('GITHUB_RUN_ID', 'local')}")
 
 
-def run_credentials(args: Any) -> int:
+@click.command("credentials", help=__doc__)
+@click.option(
+    "--token-dir",
+    default="build/ci",
+    show_default=True,
+    help="where the OIDC token file goes when $RUNNER_TEMP is unset",
+)
+@gha.annotated("mlops ci credentials")
+def credentials(token_dir: str) -> None:
     remote = default_remote()
     if remote is None:
         gha.annotate("notice", NO_REMOTE, title="DVC remote")
         gha.set_output("remote", "false")
-        return 0
+        return
     name, url = remote
     gha.set_output("remote", "true")
     role = os.environ.get("AWS_ROLE_ARN", "")
     if url.startswith("s3://") and role:
-        token_dir = Path(os.environ.get("RUNNER_TEMP") or args.token_dir)
-        configure_aws(token_dir / TOKEN_FILE_NAME, role)
+        configure_aws(Path(os.environ.get("RUNNER_TEMP") or token_dir) / TOKEN_FILE_NAME, role)
         print(f"DVC remote '{name}' ({url}): AWS credentials via OIDC, role {role}")
     elif url.startswith("s3://"):
         gha.annotate(
@@ -114,14 +122,15 @@ def run_credentials(args: Any) -> int:
         )
     else:
         print(f"DVC remote '{name}' ({url}): using the credentials in the environment")
-    return 0
 
 
-def run_push(args: Any) -> int:
+@click.command("push", help="dvc push --run-cache, or a notice when no remote.")
+@gha.annotated("mlops ci push")
+def push() -> None:
     remote = default_remote()
     if remote is None:
         gha.annotate("notice", f"Skipping dvc push. {NO_REMOTE}", title="DVC remote")
-        return 0
+        return
     token_file = os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE")
     if token_file and os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
         write_token(Path(token_file), request_oidc_token())  # fresh: tokens last minutes
@@ -132,18 +141,3 @@ def run_push(args: Any) -> int:
             "check the remote's credentials: the role in AWS_ROLE_ARN must trust this "
             "repository's OIDC subject and may write to the bucket",
         )
-    return 0
-
-
-def register(sub: Any) -> None:
-    creds = sub.add_parser(
-        "credentials", help="set up cloud credentials for the DVC remote (OIDC), if any"
-    )
-    creds.add_argument(
-        "--token-dir",
-        default="build/ci",
-        help="where the OIDC token file goes when $RUNNER_TEMP is unset (%(default)s)",
-    )
-    creds.set_defaults(func=run_credentials)
-    push = sub.add_parser("push", help="dvc push --run-cache, or a notice when no remote")
-    push.set_defaults(func=run_push)

@@ -28,18 +28,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
-from mlops_template.files import write_json
+from mlops_template.files import parse_json, read_json, write_json
 from mlops_template.metrics_io import flatten, is_finite_number
 from mlops_template.params import load_params
-from mlops_template.paths import DVC_LOCK, REPRO_FILE
+from mlops_template.paths import DVC_LOCK, PARAMS_FILE, QUALITY, REPRO_FILE
+from mlops_template.records import ReproRecord
 from mlops_template.stages.data import ensure_data
 
 LOCK_FILE = DVC_LOCK
-QUALITY_FILE = "metrics/quality.json"
+QUALITY_FILE = str(QUALITY)
 MAX_LISTED = 8  # problems listed one by one in the notes; the rest are counted
 
 _RAN = re.compile(r"^Running stage '([^']+)'")
@@ -218,12 +220,11 @@ def dvc_status() -> dict[str, Any]:
         detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise UserError(f"`dvc status` failed: {detail[0]}", "check dvc.yaml (`dvc status -v`)")
     text = done.stdout.strip()
-    try:
-        return json.loads(text) if text else {}
-    except json.JSONDecodeError:
-        raise UserError(
-            "`dvc status --json` printed no JSON", "check the DVC version (3.x expected)"
-        ) from None
+    return (
+        parse_json(text, "`dvc status --json`", "check the DVC version (3.x expected)")
+        if text
+        else {}
+    )
 
 
 def run_streaming(cmd: Sequence[str]) -> tuple[int, str]:
@@ -244,12 +245,12 @@ def run_streaming(cmd: Sequence[str]) -> tuple[int, str]:
 
 
 def _read_quality() -> dict[str, Any] | None:
-    path = Path(QUALITY_FILE)
-    if not path.exists():
+    """The quality metrics as committed or written; {} when broken (then nothing compares)."""
+    if not QUALITY.exists():
         return None
     try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
+        data = read_json(QUALITY, "")
+    except UserError:
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -259,10 +260,10 @@ def _read_quality() -> dict[str, Any] | None:
 
 def reproduce(
     targets: Sequence[str] = (),
-    params_path: Path = Path("params.yaml"),
+    params_path: Path = PARAMS_FILE,
     out: Path = REPRO_FILE,
     verify: bool = True,
-) -> tuple[int, dict[str, Any]]:
+) -> tuple[int, ReproRecord]:
     """Get the data, check the lock, run `dvc repro [targets]`, compare; write `out`.
 
     `verify=False` skips re-running the metrics stage when `dvc repro` did not (then the
@@ -313,60 +314,55 @@ def reproduce(
     if status == 0 and writer in ran:
         reproduced, delta, more = compare_quality(committed, _read_quality(), tolerance)
         notes += more
-    result = {
-        "data_source": source,
-        "lock_up_to_date": not problems,
-        "metrics_reproduced": reproduced,
-        "max_abs_delta": delta,
-        "tolerance": tolerance,
-        "notes": notes,
-    }
-    write_json(out, result)
+    result = ReproRecord(
+        data_source=source,
+        lock_up_to_date=not problems,
+        metrics_reproduced=reproduced,
+        max_abs_delta=delta,
+        tolerance=tolerance,
+        notes=notes,
+    )
+    write_json(out, result.to_json())
     return status, result
 
 
-def run(args: Any) -> int:
-    status, result = reproduce(
-        tuple(args.target or ()), Path(args.params), Path(args.out), verify=not args.no_verify
-    )
-    if not result["lock_up_to_date"]:
+@click.command("repro", help=__doc__)
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    metavar="STAGE",
+    help="stage to reproduce with its upstream stages (repeatable; default: all)",
+)
+@click.option("--params", type=click.Path(path_type=Path), default=PARAMS_FILE, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=REPRO_FILE, show_default=True)
+@click.option(
+    "--no-verify", is_flag=True, help="do not re-run the metrics stage when `dvc repro` skipped it"
+)
+@gha.annotated("mlops ci repro")
+def repro(targets: tuple[str, ...], params: Path, out: Path, no_verify: bool) -> int:
+    status, result = reproduce(targets, params, out, verify=not no_verify)
+    if not result.lock_up_to_date:
         gha.annotate(
             "warning",
             "dvc.lock does not match the code, params or data: run `dvc repro` and commit "
             "dvc.lock with the outputs it changes",
             title="dvc.lock out of date",
         )
-    if result["metrics_reproduced"] is False:
+    if result.metrics_reproduced is False:
         gha.annotate(
             "warning",
             f"CI did not reproduce the committed {QUALITY_FILE} within "
-            f"{result['tolerance']:g}: commit the metrics your `dvc repro` produced",
+            f"{result.tolerance:g}: commit the metrics your `dvc repro` produced",
             title="Metrics not reproduced",
         )
-    for key in ("data_source", "lock_up_to_date", "metrics_reproduced"):
-        gha.set_output(key.replace("_", "-"), json.dumps(result[key]).strip('"'))
-    gha.set_output("repro-file", str(args.out))
-    print(f"reproducibility written to {args.out}")
+    outputs = {
+        "data-source": result.data_source,
+        "lock-up-to-date": json.dumps(result.lock_up_to_date),
+        "metrics-reproduced": json.dumps(result.metrics_reproduced),
+    }
+    for key, value in outputs.items():
+        gha.set_output(key, value)
+    gha.set_output("repro-file", str(out))
+    print(f"reproducibility written to {out}")
     return 0 if status == 0 else 1
-
-
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "repro",
-        help="get the data, check dvc.lock, `dvc repro`, compare the committed metrics",
-        description=__doc__.splitlines()[0],
-    )
-    parser.add_argument(
-        "--target",
-        action="append",
-        metavar="STAGE",
-        help="stage to reproduce with its upstream stages (repeatable; default: all)",
-    )
-    parser.add_argument("--params", default="params.yaml", help="%(default)s")
-    parser.add_argument("--out", default=str(REPRO_FILE), help="%(default)s")
-    parser.add_argument(
-        "--no-verify",
-        action="store_true",
-        help="do not re-run the metrics stage when `dvc repro` skipped it",
-    )
-    parser.set_defaults(func=run)

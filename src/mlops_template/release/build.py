@@ -25,6 +25,7 @@ import yaml
 from mlops_template import contract, paths
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically
+from mlops_template.records import PackagedModel, ProjectRecord
 from mlops_template.serving import store
 
 _BARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -57,7 +58,7 @@ def model_bentofile(
     base: dict[str, Any],
     family: str,
     model_tag: str,
-    project: dict[str, str],
+    project: ProjectRecord,
     args: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The bentofile for one packaged model: named and described by its project, its family's
@@ -65,9 +66,9 @@ def model_bentofile(
     packages_of_family = contract.get_family(family).serving_packages
     config = dict(base)
     config["name"] = store.check_tag_part(
-        store.bento_name(project["name"]), "bento name from params.yaml project.name"
+        store.bento_name(project.name), "bento name from params.yaml project.name"
     )
-    config["description"] = project["description"]
+    config["description"] = project.description
     python = dict(config.get("python") or {})
     packages = list(python.get("packages") or []) + list(packages_of_family)
     python["packages"] = [pinned(p, family) for p in dict.fromkeys(packages)]
@@ -75,7 +76,7 @@ def model_bentofile(
     config["python"] = python
     config["labels"] = {
         **(config.get("labels") or {}),
-        "project": project["name"],
+        "project": project.name,
         "model-family": family,
         "model-tag": model_tag,
     }
@@ -95,31 +96,19 @@ def read_bentofile(path: Path = paths.BENTOFILE) -> dict[str, Any]:
     return config
 
 
-def project_of(record: dict[str, Any]) -> dict[str, str]:
-    """The `project` block (name, description) the package stage recorded with the model."""
-    project = record.get("project")
-    if not isinstance(project, dict) or not project.get("name") or not project.get("description"):
-        raise UserError(
-            "the packaged model records no project name and description",
-            "package it again with this version of the template: `dvc repro package --force`",
-        )
-    return {"name": str(project["name"]), "description": str(project["description"])}
-
-
-def ensure_model(bentomodel: Path) -> dict[str, Any]:
+def ensure_model(bentomodel: Path) -> PackagedModel:
     """The packaged model's tag and record; imported into the store when missing there."""
     import bentoml
     from bentoml.exceptions import NotFound
 
     packaged = store.read_bentomodel(bentomodel)
-    gate = packaged["provenance"].get("gate") or {}
-    if gate.get("accepted") is not True:
+    if not packaged.provenance.gate.accepted:
         raise UserError(
             f"{bentomodel} holds a model the gate did not accept",
             "release only a commit whose `dvc repro` accepted and packaged the model",
         )
     try:
-        bentoml.models.get(packaged["tag"])
+        bentoml.models.get(packaged.tag)
     except NotFound:
         bentoml.models.import_model(str(bentomodel.resolve()))
     return packaged
@@ -162,9 +151,9 @@ def build_release(
     store.check_tag_part(version, "release version")
     base = read_bentofile(bentofile)
     packaged = ensure_model(bentomodel)
-    record = packaged["provenance"]
-    family = record["model"]["family"]
-    config = model_bentofile(base, family, packaged["tag"], project_of(record), args)
+    record = packaged.provenance
+    family = record.model.family
+    config = model_bentofile(base, family, packaged.tag, record.project, args)
     name = config["name"]
     try:
         bentoml.get(f"{name}:{version}")
@@ -176,4 +165,4 @@ def build_release(
         generated.write_text(yaml.safe_dump(config, sort_keys=False))
         tag = bentoml_build(generated, version, context.resolve())
     file = export_bento(tag, out_dir / f"{name}-{version}.bento")
-    return BuildResult(tag, packaged["tag"], family, file, config["python"]["packages"])
+    return BuildResult(tag, packaged.tag, family, file, config["python"]["packages"])

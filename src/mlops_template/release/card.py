@@ -17,7 +17,8 @@ import yaml
 
 from mlops_template import contract, metrics_io, paths
 from mlops_template.errors import UserError
-from mlops_template.files import read_json, write_text_atomic
+from mlops_template.files import write_text_atomic
+from mlops_template.records import DataSummary, GateVerdict, PackagedModel, Provenance
 from mlops_template.serving import store
 
 QUALITY_FILE = str(paths.QUALITY)
@@ -77,19 +78,17 @@ def column_counts(spec: contract.FeatureSpec) -> str:
     return ", ".join(counts) or "none"
 
 
-def description(record: dict[str, Any], spec: contract.FeatureSpec) -> list[str]:
+def description(record: Provenance, spec: contract.FeatureSpec) -> list[str]:
     """What the model is: the project's own words, then what it takes and predicts."""
-    model = record["model"]
-    project = record.get("project") or {}
+    model = record.model
     classes = ", ".join(f"`{c}`" for c in spec.classes)
     text = (
-        f"A {model['family']} model ({model['architecture']}) of {len(spec.columns)} feature "
+        f"A {model.family} model ({model.architecture}) of {len(spec.columns)} feature "
         f"columns ({column_counts(spec)}) that predicts `{spec.target}`, one of the classes "
         f"{classes}."
     )
-    return ([str(project["description"]).strip(), ""] if project.get("description") else []) + [
-        text
-    ]
+    own_words = record.project.description.strip()
+    return ([own_words, ""] if own_words else []) + [text]
 
 
 def family_packages(family: str) -> tuple[list[str], list[str]]:
@@ -134,23 +133,23 @@ def release_commit() -> str:
 
 
 def render_card(
-    packaged: dict[str, Any],
+    packaged: PackagedModel,
     version: str | None = None,
     previous: dict[str, Any] | None = None,
     previous_source: str | None = None,
     lock: dict[str, Any] | None = None,
-    data_summary: dict[str, Any] | None = None,
+    data_summary: DataSummary | None = None,
     commit: str | None = None,
-    verdict: dict[str, Any] | None = None,
+    verdict: GateVerdict | None = None,
 ) -> str:
     """`verdict`: the release's own gate verdict (against the previous release); without it,
     the verdict recorded when the model was packaged."""
-    record = packaged["provenance"]
-    model, params = record["model"], record["params"]
-    gate = verdict or record["gate"]
-    title = f"# Model card: {model['name']}" + (f" {version}" if version else "")
-    verdict = "accepted" if gate.get("accepted") else "NOT accepted"
-    spec = contract.FeatureSpec.model_validate(model["spec"])
+    record = packaged.provenance
+    model, params = record.model, record.params
+    gate = verdict or record.gate
+    title = f"# Model card: {model.name}" + (f" {version}" if version else "")
+    decision = "accepted" if gate.accepted else "NOT accepted"
+    spec = model.feature_spec()
     lines = [
         title,
         "",
@@ -159,11 +158,11 @@ def render_card(
         *_table(
             ["", ""],
             [
-                ["Model tag", f"`{packaged['tag']}`"],
+                ["Model tag", f"`{packaged.tag}`"],
                 ["Release", f"`{version}`" if version else "—"],
-                ["Gate verdict", gate.get("summary") or verdict],
-                ["Data (data.dvc md5)", f"`{record['data']['md5']}`"],
-                ["Packaged at commit", f"`{record['git_commit']}`"],
+                ["Gate verdict", gate.summary or decision],
+                ["Data (data.dvc md5)", f"`{record.data.md5}`"],
+                ["Packaged at commit", f"`{record.git_commit}`"],
                 ["Release commit", f"`{commit or release_commit()}`"],
             ],
         ),
@@ -178,40 +177,40 @@ def render_card(
     else:
         lines.append(f"Changes{source}; better/worse follows the gate rule's direction.")
         lines.append("")
-    flat = metrics_io.flatten(record["metrics"])
+    flat = metrics_io.flatten(record.metrics)
     lines += _table(
         ["metric", "this release", "previous", "change"],
         metric_rows(flat, previous, _directions(params)),
     )
-    lines += ["", "## Gate verdict", "", f"**{verdict}** — {gate.get('summary', '')}", ""]
-    for reason in gate.get("reasons") or []:
+    lines += ["", "## Gate verdict", "", f"**{decision}** — {gate.summary}", ""]
+    for reason in gate.reasons:
         lines.append(f"- {_fmt(reason)}")
     rule_rows = [
         [
-            f"`{r.get('metric')}`",
-            r.get("direction"),
-            r.get("value"),
-            r.get("baseline"),
-            "; ".join(_fmt(c.get("reason")) for c in r.get("checks") or []),
-            "pass" if r.get("passed") else "FAIL",
+            f"`{r.metric}`",
+            r.direction,
+            r.value,
+            r.baseline,
+            "; ".join(_fmt(c.reason) for c in r.checks),
+            "pass" if r.passed else "FAIL",
         ]
-        for r in gate.get("rules") or []
+        for r in gate.rules
     ]
     if rule_rows:
         lines += _table(["metric", "better", "value", "baseline", "checks", "result"], rule_rows)
-    baseline = (gate.get("baseline") or {}).get("source")
+    baseline = gate.baseline.source
     lines += ["", f"Baseline: {baseline or 'none (first model: change bounds skipped)'}.", ""]
     lines += ["## Training parameters", ""]
     train = metrics_io.flatten({"train": params.get("train") or {}})
-    family = model["family"]
+    family = model.family
     other = [f for f in contract.family_names() if f != family]
     shown = {k: v for k, v in train.items() if not any(k.startswith(f"train.{o}.") for o in other)}
     lines += _table(["param", "value"], [[f"`{k}`", v] for k, v in shown.items()])
     lines += ["", "## Data", ""]
-    data_rows = [["data.dvc md5", f"`{record['data']['md5']}`"]]
+    data_rows = [["data.dvc md5", f"`{record.data.md5}`"]]
     if data_summary:
-        data_rows += [["rows", data_summary.get("rows")], ["columns", data_summary.get("columns")]]
-        per_class = data_summary.get("per_class") or {}
+        data_rows += [["rows", data_summary.rows], ["columns", data_summary.columns]]
+        per_class = data_summary.per_class
         data_rows.append(["rows per class", ", ".join(f"{k}: {v}" for k, v in per_class.items())])
     lines += _table(["", ""], data_rows)
     lines += ["", "## Lineage (dvc.lock)", ""]
@@ -255,14 +254,10 @@ def write_card(
     verdict: Path | None = None,
 ) -> Path:
     packaged = store.read_bentomodel(bentomodel)
-    release_verdict = read_json(verdict, "pass the gate's verdict file") if verdict else None
+    release_verdict = GateVerdict.read(verdict) if verdict else None
     previous, source = load_previous(previous_metrics, previous_rev)
     lock = yaml.safe_load(paths.DVC_LOCK.read_text()) if paths.DVC_LOCK.exists() else None
-    summary = (
-        read_json(paths.DATA_REPORT, "re-create it with `dvc repro validate --force`")
-        if paths.DATA_REPORT.exists()
-        else None
-    )
+    summary = DataSummary.read(paths.DATA_REPORT) if paths.DATA_REPORT.exists() else None
     write_text_atomic(
         out,
         render_card(packaged, version, previous, source, lock, summary, verdict=release_verdict),

@@ -1,27 +1,34 @@
-"""`mlops release ...`: the steps the release workflow runs on a version tag.
+"""`mlops release build|smoke|card|checksums`: the release workflow's packaging steps.
 
 build      bento of the packaged, accepted model named by the tag: DIR/<name>-<version>.bento
 smoke      serve that bento on 127.0.0.1 and check it against the offline model
 card       MODEL_CARD.md: data hash, params, metrics vs the previous release, verdict, lineage
 checksums  SHA256SUMS of the release assets (`sha256sum -c` compatible)
-tag        check a release tag (format, on main) and find the previous release (tags.py)
-reproduced fail unless CI reproduced the committed results (verify.py)
-gate       the acceptance gate against the previous release (verify.py)
-image      containerize the bento and push it (image.py)
+
+The workflow's other steps: `tag` (tags.py), `reproduced` and `gate` (verify.py), `image`
+(image.py). Heavy libraries (BentoML, the model's) are imported inside each step.
 """
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
-from typing import Any
+
+import click
 
 from mlops_template import paths
 from mlops_template.errors import UserError
-from mlops_template.release import image, tags, verify
+
+PathType = click.Path(path_type=Path)
+bentomodel_option = click.option(
+    "--bentomodel",
+    type=PathType,
+    default=paths.BENTOMODEL_FILE,
+    show_default=True,
+    help="the packaged model",
+)
 
 
-def _template_args(pairs: list[str]) -> dict[str, str]:
+def _template_args(pairs: tuple[str, ...]) -> dict[str, str]:
     """KEY=VALUE pairs for the service, checked against its arguments (model_tag is ours)."""
     from pydantic import ValidationError
 
@@ -50,121 +57,89 @@ def _template_args(pairs: list[str]) -> dict[str, str]:
     return args
 
 
-def run_build(args: argparse.Namespace) -> int:
+@click.command("build", help="Build and export the bento of the packaged model.")
+@click.option("--version", required=True, help="release version, e.g. v1.2.0")
+@click.option("--out", type=PathType, required=True, help="directory for the .bento file")
+@click.option(
+    "--bentofile", type=PathType, default=paths.BENTOFILE, show_default=True, help="recipe"
+)
+@click.option(
+    "--arg",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="service argument recorded in the bento (e.g. max_rows=500); repeatable",
+)
+@bentomodel_option
+def build(
+    version: str, out: Path, bentofile: Path, pairs: tuple[str, ...], bentomodel: Path
+) -> None:
     from mlops_template.release.build import build_release
 
     result = build_release(
-        args.version,
-        args.out,
-        bentomodel=args.bentomodel,
-        bentofile=args.bentofile,
-        args=_template_args(args.arg),
+        version, out, bentomodel=bentomodel, bentofile=bentofile, args=_template_args(pairs)
     )
     print(f"built bento {result.bento_tag} with {result.family} model {result.model_tag}")
     print(f"packages: {' '.join(result.packages)}")
     print(f"bento file: {result.file}")
-    return 0
 
 
-def run_smoke(args: argparse.Namespace) -> int:
-    from mlops_template.release.smoke import smoke
+@click.command("smoke", help="Serve a bento and check it against the offline model.")
+@click.argument("target")
+@click.option("--model-dir", type=PathType, default=paths.MODEL_DIR, show_default=True)
+@click.option("--test-csv", type=PathType, default=paths.TEST_CSV, show_default=True)
+@click.option("--timeout", type=float, default=120, help="seconds to wait for /readyz")
+@bentomodel_option
+def smoke(target: str, model_dir: Path, test_csv: Path, timeout: float, bentomodel: Path) -> int:
+    """TARGET: a .bento file (imported into a fresh store) or a bento tag."""
+    from mlops_template.release.smoke import smoke as run_smoke
 
-    report = smoke(
-        args.target,
-        model_dir=args.model_dir,
-        test_csv=args.test_csv,
-        bentomodel=args.bentomodel,
-        timeout=args.timeout,
+    report = run_smoke(
+        target, model_dir=model_dir, test_csv=test_csv, bentomodel=bentomodel, timeout=timeout
     )
     print(report.summary())
     return 0 if report.passed else 1
 
 
-def run_card(args: argparse.Namespace) -> int:
+@click.command("card", help="Write the model card (markdown).")
+@click.option("--out", type=PathType, required=True, help="e.g. dist/MODEL_CARD.md")
+@click.option("--version", help="release version shown in the title")
+@click.option("--previous-metrics", type=PathType, help="the previous release's metrics JSON")
+@click.option(
+    "--previous-rev", help="git revision of the previous release (reads its quality metrics)"
+)
+@click.option(
+    "--verdict", type=PathType, help="the release's gate verdict (default: the packaged one)"
+)
+@bentomodel_option
+def card(
+    out: Path,
+    version: str | None,
+    previous_metrics: Path | None,
+    previous_rev: str | None,
+    verdict: Path | None,
+    bentomodel: Path,
+) -> None:
     from mlops_template.release.card import write_card
 
-    out = write_card(
-        args.out,
-        bentomodel=args.bentomodel,
-        version=args.version,
-        previous_metrics=args.previous_metrics,
-        previous_rev=args.previous_rev,
-        verdict=args.verdict,
+    if previous_metrics is not None and previous_rev is not None:
+        raise click.UsageError("use --previous-metrics or --previous-rev, not both")
+    written = write_card(
+        out,
+        bentomodel=bentomodel,
+        version=version,
+        previous_metrics=previous_metrics,
+        previous_rev=previous_rev,
+        verdict=verdict,
     )
-    print(f"model card written to {out}")
-    return 0
+    print(f"model card written to {written}")
 
 
-def run_checksums(args: argparse.Namespace) -> int:
+@click.command("checksums", help="Write DIR/SHA256SUMS of the release assets in DIR.")
+@click.argument("directory", type=PathType)
+@click.option("--name", default="SHA256SUMS", show_default=True, help="file name")
+def checksums(directory: Path, name: str) -> None:
     from mlops_template.release.checksums import write_checksums
 
-    target = write_checksums(args.directory, args.name)
-    print(f"checksums written to {target}; verify: `sha256sum -c {args.name}` in that directory")
-    return 0
-
-
-def _bentomodel_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--bentomodel",
-        type=Path,
-        default=paths.BENTOMODEL_FILE,
-        help="the packaged model (default: %(default)s)",
-    )
-
-
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "release",
-        help="build, smoke-test and document the release bento",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    steps = parser.add_subparsers(dest="release_step", required=True, metavar="STEP")
-
-    build = steps.add_parser("build", help="build and export the bento of the packaged model")
-    build.add_argument("--version", required=True, help="release version, e.g. v1.2.0")
-    build.add_argument("--out", type=Path, required=True, help="directory for the .bento file")
-    build.add_argument(
-        "--bentofile", type=Path, default=paths.BENTOFILE, help="recipe (default: %(default)s)"
-    )
-    build.add_argument(
-        "--arg",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="service argument recorded in the bento (e.g. max_rows=500); repeatable",
-    )
-    _bentomodel_option(build)
-    build.set_defaults(func=run_build)
-
-    smoke = steps.add_parser("smoke", help="serve a bento and check it against the offline model")
-    smoke.add_argument("target", help="a .bento file (imported into a fresh store) or a bento tag")
-    smoke.add_argument("--model-dir", type=Path, default=paths.MODEL_DIR, help="%(default)s")
-    smoke.add_argument("--test-csv", type=Path, default=paths.TEST_CSV, help="%(default)s")
-    smoke.add_argument("--timeout", type=float, default=120, help="seconds to wait for /readyz")
-    _bentomodel_option(smoke)
-    smoke.set_defaults(func=run_smoke)
-
-    card = steps.add_parser("card", help="write the model card (markdown)")
-    card.add_argument("--out", type=Path, required=True, help="e.g. dist/MODEL_CARD.md")
-    card.add_argument("--version", help="release version shown in the title")
-    previous = card.add_mutually_exclusive_group()
-    previous.add_argument(
-        "--previous-metrics", type=Path, help="the previous release's metrics JSON"
-    )
-    previous.add_argument(
-        "--previous-rev", help="git revision of the previous release (reads its quality metrics)"
-    )
-    card.add_argument(
-        "--verdict", type=Path, help="the release's gate verdict (default: the packaged one)"
-    )
-    _bentomodel_option(card)
-    card.set_defaults(func=run_card)
-
-    checksums = steps.add_parser("checksums", help="write DIR/SHA256SUMS")
-    checksums.add_argument("directory", type=Path, help="the release assets directory")
-    checksums.add_argument("--name", default="SHA256SUMS", help="file name (default: %(default)s)")
-    checksums.set_defaults(func=run_checksums)
-
-    for module in (tags, verify, image):  # the release workflow's other steps
-        module.register(steps)
+    target = write_checksums(directory, name)
+    print(f"checksums written to {target}; verify: `sha256sum -c {name}` in that directory")

@@ -10,8 +10,6 @@ Needs Docker with buildx (GitHub's runners, docker/setup-buildx-action) and, to 
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import re
 import subprocess
@@ -21,11 +19,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import yaml
 
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
-from mlops_template.release.tags import annotated, commit_of
+from mlops_template.files import read_json
+from mlops_template.release.tags import commit_of
 from mlops_template.serving import store
 
 LABEL_PREFIX = "mlops-template"
@@ -119,8 +119,8 @@ def containerize_command(
 def read_digest(metadata_file: Path) -> str:
     """The pushed image's digest from buildx's --metadata-file."""
     try:
-        digest = json.loads(metadata_file.read_text()).get("containerimage.digest")
-    except (OSError, json.JSONDecodeError, AttributeError):
+        digest = read_json(metadata_file, "").get("containerimage.digest")
+    except (UserError, AttributeError):
         digest = None
     if not isinstance(digest, str) or not _DIGEST.match(digest):
         raise UserError(
@@ -156,19 +156,37 @@ def build_image(
     return ImageResult(image, ref, digest)
 
 
-def run(args: argparse.Namespace) -> int:
-    with annotated("mlops release image"):
-        revision = args.revision or commit_of("HEAD")
+def _default_source() -> str | None:
+    repository = os.environ.get("GITHUB_REPOSITORY")
+    server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
+    return f"{server}/{repository}" if repository else None
+
+
+@click.command("image", help=__doc__)
+@click.argument("bento", type=click.Path(path_type=Path))
+@click.option("--image", required=True, help="image name without tag, e.g. ghcr.io/OWNER/REPO")
+@click.option("--version", required=True, help="image tag: the release version")
+@click.option("--push", is_flag=True, help="push (default: load it locally)")
+@click.option("--revision", help="git commit for the labels (default: HEAD)")
+@click.option(
+    "--source",
+    default=_default_source,
+    help="repository URL for the labels (default: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY)",
+)
+def image(
+    bento: Path, image: str, version: str, push: bool, revision: str | None, source: str | None
+) -> None:
+    """BENTO: the release's .bento file."""
+    with gha.annotated("mlops release image"):
+        revision = revision or commit_of("HEAD")
         if not revision:
             raise UserError("no git commit to record", "run in the release's clone or --revision")
-        if not args.source:
+        if not source:
             raise UserError(
                 "no source repository URL for the image",
                 "run in GitHub Actions (GITHUB_REPOSITORY) or pass --source URL",
             )
-        result = build_image(
-            Path(args.bento), args.image, args.version, revision, args.source, args.push
-        )
+        result = build_image(bento, image, version, revision, source, push)
     gha.set_output("name", result.name)
     gha.set_output("ref", result.ref)
     gha.set_output("digest", result.digest or "")
@@ -176,31 +194,3 @@ def run(args: argparse.Namespace) -> int:
         print(f"pushed {result.ref} ({result.digest})")
     else:
         print(f"built {result.ref} (not pushed)")
-    return 0
-
-
-def _default_source() -> str | None:
-    repository = os.environ.get("GITHUB_REPOSITORY")
-    server = os.environ.get("GITHUB_SERVER_URL") or "https://github.com"
-    return f"{server}/{repository}" if repository else None
-
-
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "image",
-        help="containerize the release bento (bentoml containerize, buildx) and push it",
-        description=__doc__.splitlines()[0],
-    )
-    parser.add_argument("bento", help="the release's .bento file")
-    parser.add_argument(
-        "--image", required=True, help="image name without tag, e.g. ghcr.io/OWNER/REPO"
-    )
-    parser.add_argument("--version", required=True, help="image tag: the release version")
-    parser.add_argument("--push", action="store_true", help="push (default: load it locally)")
-    parser.add_argument("--revision", help="git commit for the labels (default: HEAD)")
-    parser.add_argument(
-        "--source",
-        default=_default_source(),
-        help="repository URL for the labels (default: $GITHUB_SERVER_URL/$GITHUB_REPOSITORY)",
-    )
-    parser.set_defaults(func=run)

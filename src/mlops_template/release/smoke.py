@@ -264,21 +264,21 @@ def check_predictions(url: str, model_dir: Path, test_csv: Path, report: SmokeRe
 def check_metadata(url: str, bentomodel: Path, report: SmokeReport) -> None:
     packaged = store.read_bentomodel(bentomodel)
     served = post_json(f"{url}/metadata", {})
-    if served.get("tag") != packaged["tag"]:
+    if served.get("tag") != packaged.tag:
         report.problems.append(
-            f"the server runs model {served.get('tag')}, but {bentomodel} holds {packaged['tag']}"
+            f"the server runs model {served.get('tag')}, but {bentomodel} holds {packaged.tag}"
         )
-    provenance = packaged["provenance"]
-    if served.get("family") != provenance["model"]["family"]:
+    provenance = packaged.provenance
+    if served.get("family") != provenance.model.family:
         report.problems.append(
-            f"/metadata family {served.get('family')!r} != {provenance['model']['family']!r}"
+            f"/metadata family {served.get('family')!r} != {provenance.model.family!r}"
         )
     expected = {
-        "git_commit": provenance["git_commit"],
-        "data_md5": provenance["data"]["md5"],
-        "params": provenance["params"],
-        "metrics": provenance["metrics"],
-        "gate": provenance["gate"],
+        "git_commit": provenance.git_commit,
+        "data_md5": provenance.data.md5,
+        "params": provenance.params,
+        "metrics": provenance.metrics,
+        "gate": provenance.gate.to_json(),
     }
     for key in METADATA_KEYS:
         if served.get(key) != expected[key]:

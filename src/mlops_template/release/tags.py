@@ -12,14 +12,12 @@ to the step outputs the release workflow wires onwards.
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 import subprocess
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+
+import click
 
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
@@ -180,31 +178,34 @@ def check_release(
 # --------------------------------------------------------------------------- the command
 
 
-@contextmanager
-def annotated(title: str) -> Iterator[None]:
-    """A mistake also becomes an error annotation in Actions (shown on the run's page)."""
-    try:
-        yield
-    except UserError as exc:
-        if gha.in_actions():
-            fix = f" Fix: {exc.hint}" if exc.hint else ""
-            gha.annotate("error", f"{exc.message}.{fix}", title=title)
-        raise
-
-
-def run(args: argparse.Namespace) -> int:
-    with annotated("mlops release tag"):
-        if not args.tag:
+@click.command("tag", help=__doc__)
+@click.argument("tag", required=False, envvar="GITHUB_REF_NAME")
+@click.option(
+    "--branch",
+    default=DEFAULT_BRANCH,
+    show_default=True,
+    help="the branch the tagged commit must be on, as origin/BRANCH",
+)
+@click.option(
+    "--repository",
+    envvar="GITHUB_REPOSITORY",
+    help="OWNER/REPO, for the image name (default: $GITHUB_REPOSITORY)",
+)
+@click.option(
+    "--project",
+    help="the project's name, which a `<name>@vX.Y.Z` tag must carry "
+    "(default: project.name in params.yaml)",
+)
+def tag(tag: str | None, branch: str, repository: str | None, project: str | None) -> None:
+    """TAG: the release tag, e.g. v1.2.0 or <name>@v1.2.0 (default: $GITHUB_REF_NAME)."""
+    with gha.annotated("mlops release tag"):
+        if not tag:
             raise UserError("no tag given", "pass the tag, or run on a tag push (GITHUB_REF_NAME)")
-        if args.project:
-            project = args.project
-        else:
+        if not project:
             from mlops_template.params import load_params  # validates all of params.yaml
 
             project = load_params().project.name
-        checked = check_release(
-            args.tag, args.repository or "", args.branch or DEFAULT_BRANCH, project
-        )
+        checked = check_release(tag, repository or "", branch or DEFAULT_BRANCH, project)
     release, previous = checked.release, checked.previous
     outputs = {
         "tag": release.tag,
@@ -217,37 +218,6 @@ def run(args: argparse.Namespace) -> int:
     for key, value in outputs.items():
         gha.set_output(key, value)
     print(f"release {release.tag}: version {release.version}, commit {checked.commit}")
-    print(f"on {args.branch or DEFAULT_BRANCH}: yes")
+    print(f"on {branch or DEFAULT_BRANCH}: yes")
     print(f"previous release: {previous.tag if previous else 'none (first release)'}")
     print(f"image: {checked.image}:{release.version}")
-    return 0
-
-
-def register(sub: Any) -> None:
-    parser = sub.add_parser(
-        "tag",
-        help="check a release tag (format, checked out, on main) and find the previous release",
-        description=__doc__.splitlines()[0],
-    )
-    parser.add_argument(
-        "tag",
-        nargs="?",
-        default=os.environ.get("GITHUB_REF_NAME"),
-        help=f"the tag: {EXAMPLES} (default: $GITHUB_REF_NAME)",
-    )
-    parser.add_argument(
-        "--branch",
-        default=DEFAULT_BRANCH,
-        help="the branch the tagged commit must be on, as origin/BRANCH (default: %(default)s)",
-    )
-    parser.add_argument(
-        "--repository",
-        default=os.environ.get("GITHUB_REPOSITORY"),
-        help="OWNER/REPO, for the image name (default: $GITHUB_REPOSITORY)",
-    )
-    parser.add_argument(
-        "--project",
-        help="the project's name, which a `<name>@vX.Y.Z` tag must carry "
-        "(default: project.name in params.yaml)",
-    )
-    parser.set_defaults(func=run)

@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Sequence
 from pathlib import Path
 
+import click
+
 from mlops_template.errors import UserError
 from mlops_template.files import write_text_atomic
-from mlops_template.report.collect import collect_inputs
-from mlops_template.report.render import render_report
 
 DEFAULT_OUT = "build/ci/report.md"
-
-
-def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="write the PR report: metrics/params diff, gate verdict, data changes, charts",
-        description=__doc__,
-    )
-    parser.add_argument(
-        "--base", required=True, help="git revision to compare with (e.g. origin/main)"
-    )
-    parser.add_argument(
-        "--out", default=DEFAULT_OUT, help=f"markdown file to write (default {DEFAULT_OUT})"
-    )
-    parser.add_argument(
-        "--summary-file",
-        default=None,
-        metavar="PATH",
-        help="append the report here too (default: $GITHUB_STEP_SUMMARY when set; '' for none)",
-    )
-    parser.add_argument(
-        "--images",
-        nargs="*",
-        default=[],
-        metavar="[ALT=]URL",
-        help="published image links to show (https only; only if you opted into publishing)",
-    )
-    parser.add_argument("--root", default=".", help=argparse.SUPPRESS)
-    parser.set_defaults(func=run)
 
 
 def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
@@ -60,19 +30,38 @@ def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
     return images
 
 
-def run(args: argparse.Namespace) -> int:
-    root = Path(getattr(args, "root", ".") or ".")
-    images = parse_images(getattr(args, "images", None) or [])
-    text = render_report(collect_inputs(args.base, root=root, images=images))
-    out = Path(args.out)
-    if not out.is_absolute():
-        out = root / out
-    write_text_atomic(out, text)
-    summary = args.summary_file
+@click.command("report", help=__doc__)
+@click.option("--base", required=True, help="git revision to compare with (e.g. origin/main)")
+@click.option("--out", default=DEFAULT_OUT, show_default=True, help="markdown file to write")
+@click.option(
+    "--summary-file",
+    default=None,
+    metavar="PATH",
+    help="append the report here too (default: $GITHUB_STEP_SUMMARY when set; '' for none)",
+)
+@click.option(
+    "--images",
+    multiple=True,
+    metavar="[ALT=]URL",
+    help="published image link to show (https only; only if you opted into publishing); repeatable",
+)
+@click.option("--root", default=".", hidden=True)
+def report(
+    base: str, out: str, summary_file: str | None, images: tuple[str, ...], root: str
+) -> None:
+    from mlops_template.report.collect import collect_inputs
+    from mlops_template.report.render import render_report
+
+    root_dir = Path(root or ".")
+    text = render_report(collect_inputs(base, root=root_dir, images=parse_images(images)))
+    out_path = Path(out)
+    if not out_path.is_absolute():
+        out_path = root_dir / out_path
+    write_text_atomic(out_path, text)
+    summary = summary_file
     if summary is None:
         summary = os.environ.get("GITHUB_STEP_SUMMARY") or ""
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
-    print(f"report written to {out}" + (f" and appended to {summary}" if summary else ""))
-    return 0
+    print(f"report written to {out_path}" + (f" and appended to {summary}" if summary else ""))

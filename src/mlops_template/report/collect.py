@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import os
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from mlops_template import paths
 from mlops_template.errors import UserError
+from mlops_template.files import parse_json
 from mlops_template.metrics_io import git_show
+from mlops_template.records import DataSummary, GateVerdict, Record, ReproRecord
 from mlops_template.report.render import ReportInputs
 
-CURVES_DIR = "dvclive/plots/metrics"
-GATE_FILE = "reports/gate.json"
-DATA_FILE = "reports/data.json"
-PER_CLASS_F1_FILE = "plots/per_class_f1.csv"
-PREDICTIONS_FILE = "plots/predictions.csv"
-REPRO_FILE = "build/ci/repro.json"
+R = TypeVar("R", bound=Record)
+
+CURVES_DIR = f"{paths.LIVE_DIR}/plots/metrics"
 
 
 def _git(args: Sequence[str], root: Path) -> subprocess.CompletedProcess[str]:
@@ -77,29 +76,18 @@ def dvc_diff(kind: str, base: str, root: Path = Path()) -> dict[str, Any]:
     text = done.stdout.strip()
     if not text:
         return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"`{' '.join(cmd)}` printed no JSON ({exc.msg})",
-            "check the DVC version (`dvc --version`, 3.x expected)",
-        ) from None
+    data = parse_json(
+        text, f"`{' '.join(cmd)}`", "check the DVC version (`dvc --version`, 3.x expected)"
+    )
     return data if isinstance(data, dict) else {}
 
 
-def _json_object(text: str | None, source: str, fix: str) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{source} is not valid JSON ({exc.msg})", fix) from None
-    if not isinstance(data, dict):
-        raise UserError(f"{source} must hold a JSON object", fix)
-    return data
+def _record_here(record: type[R], root: Path, rel: Path) -> R | None:
+    """The record in the working tree, None when absent (that part of the report says so)."""
+    return record.read(root / rel) if (root / rel).is_file() else None
 
 
-def _read(root: Path, rel: str) -> str | None:
+def _read(root: Path, rel: Path) -> str | None:
     path = root / rel
     return path.read_text(encoding="utf-8") if path.is_file() else None
 
@@ -187,21 +175,23 @@ def collect_inputs(
     root = Path(root)
     base_sha = resolve_rev(base, root)
     head_ref, head_sha = _head(root)
-    rerun = "rerun the stage that writes it (`dvc repro`)"
+    data_base = git_show(base, str(paths.DATA_REPORT), root)
     return ReportInputs(
         metrics_diff=dvc_diff("metrics", base, root),
         params_diff=dvc_diff("params", base, root),
-        gate=_json_object(_read(root, GATE_FILE), GATE_FILE, "rerun `dvc repro gate`"),
-        data_base=_json_object(
-            git_show(base, DATA_FILE, root), f"{base}:{DATA_FILE}", "fix it on the base branch"
+        gate=_record_here(GateVerdict, root, paths.GATE_FILE),
+        data_base=None
+        if data_base is None
+        else DataSummary.parse_text(
+            data_base, f"{base}:{paths.DATA_REPORT}", "fix it on the base branch"
         ),
-        data_pr=_json_object(_read(root, DATA_FILE), DATA_FILE, rerun),
+        data_pr=_record_here(DataSummary, root, paths.DATA_REPORT),
         curves_base=curves_at(base, root),
         curves_pr=curves_here(root),
-        f1_base=parse_per_class_f1(git_show(base, PER_CLASS_F1_FILE, root)),
-        f1_pr=parse_per_class_f1(_read(root, PER_CLASS_F1_FILE)),
-        confusion_pr=parse_predictions(_read(root, PREDICTIONS_FILE)),
-        repro=_json_object(_read(root, REPRO_FILE), REPRO_FILE, "rerun the CI reproduce step"),
+        f1_base=parse_per_class_f1(git_show(base, str(paths.PER_CLASS_F1), root)),
+        f1_pr=parse_per_class_f1(_read(root, paths.PER_CLASS_F1)),
+        confusion_pr=parse_predictions(_read(root, paths.PREDICTIONS)),
+        repro=_record_here(ReproRecord, root, paths.REPRO_FILE),
         base_ref=base,
         base_sha=base_sha,
         head_ref=head_ref,

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
 
+from mlops_template.records import CheckRecord, DataSummary, GateVerdict, ReproRecord, RuleRecord
+
 # The report's first line never changes, so a poster can find (and update) its one comment.
 WATERMARK = "<!-- mlops-template:pr-report -->"
 TITLE = "## 🔬 Model report"
@@ -37,26 +39,27 @@ class ReportInputs:
 
     metrics_diff / params_diff: `dvc metrics|params diff <base> --json --all` output,
         {file: {name: {"old": x, "new": y, "diff": d}}} (old/new None when absent).
-    gate: reports/gate.json (None when the gate did not run).
-    data_base / data_pr: reports/data.json at the base and in the PR (None when absent).
+    gate: reports/gate.json, read by `records.GateVerdict` (None when the gate did not run).
+    data_base / data_pr: reports/data.json (`records.DataSummary`) at the base and in the PR
+        (None when absent).
     curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty when none are logged).
     f1_base / f1_pr: {class: f1} from plots/per_class_f1.csv.
     confusion_pr: [(actual, predicted), ...] from plots/predictions.csv.
-    repro: build/ci/repro.json (None when CI did not check reproducibility).
+    repro: build/ci/repro.json, `records.ReproRecord` (None when CI did not check it).
     images: [(alt, https-url)] only when the user opted into publishing images.
     """
 
     metrics_diff: Mapping[str, Any] = field(default_factory=dict)
     params_diff: Mapping[str, Any] = field(default_factory=dict)
-    gate: Mapping[str, Any] | None = None
-    data_base: Mapping[str, Any] | None = None
-    data_pr: Mapping[str, Any] | None = None
+    gate: GateVerdict | None = None
+    data_base: DataSummary | None = None
+    data_pr: DataSummary | None = None
     curves_base: Mapping[str, Curve] = field(default_factory=dict)
     curves_pr: Mapping[str, Curve] = field(default_factory=dict)
     f1_base: Mapping[str, float] = field(default_factory=dict)
     f1_pr: Mapping[str, float] = field(default_factory=dict)
     confusion_pr: Sequence[tuple[str, str]] = ()
-    repro: Mapping[str, Any] | None = None
+    repro: ReproRecord | None = None
     base_ref: str = ""
     base_sha: str = ""
     head_ref: str = ""
@@ -233,9 +236,8 @@ def _change_cell(name: str, old: Any, new: Any, direction: str | None) -> str:
     return f"{arrow} {_fmt_delta(delta, name, is_int)}{rel}{mark}"
 
 
-def _check_text(check: Mapping[str, Any], direction: str, name: str) -> str:
-    kind = str(check.get("kind", ""))
-    bound = check.get("bound")
+def _check_text(check: CheckRecord, direction: str, name: str) -> str:
+    kind, bound = check.kind, check.bound
     if not _is_number(bound):
         return md_escape(kind)
     better_up = direction == "higher"
@@ -256,28 +258,25 @@ def _check_text(check: Mapping[str, Any], direction: str, name: str) -> str:
     return md_escape(kind)
 
 
-def _gate_cell(rule: Mapping[str, Any] | None, name: str) -> str:
+def _gate_cell(rule: RuleRecord | None, name: str) -> str:
     if rule is None:
         return ""
-    direction = str(rule.get("direction", ""))
     parts = []
-    for check in rule.get("checks") or []:
-        text = _check_text(check, direction, name)
-        passed = check.get("passed")
-        if passed is None:
+    for check in rule.checks:
+        text = _check_text(check, rule.direction, name)
+        if check.passed is None:
             text += " _(skipped)_"
-        elif not passed:
+        elif not check.passed:
             text = f"**{text}**"
         parts.append(text)
-    icon = "✅" if rule.get("passed") else "❌"
+    icon = "✅" if rule.passed else "❌"
     return f"{icon} {' · '.join(parts)}".rstrip()
 
 
-def _gate_rules(gate: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
-    rules: dict[str, Mapping[str, Any]] = {}
-    for rule in (gate or {}).get("rules") or []:
-        if isinstance(rule, Mapping) and "metric" in rule:
-            rules.setdefault(str(rule["metric"]), rule)
+def _gate_rules(gate: GateVerdict | None) -> dict[str, RuleRecord]:
+    rules: dict[str, RuleRecord] = {}
+    for rule in gate.rules if gate is not None else []:
+        rules.setdefault(rule.metric, rule)
     return rules
 
 
@@ -292,14 +291,14 @@ def _is_per_class(name: str) -> bool:
 def _metric_rows(
     names: Sequence[str],
     values: Mapping[str, Mapping[str, Any]],
-    rules: Mapping[str, Mapping[str, Any]],
+    rules: Mapping[str, RuleRecord],
     with_gate: bool,
 ) -> list[list[str]]:
     rows = []
     for name in names:
         old, new = values[name]["old"], values[name]["new"]
         rule = rules.get(name)
-        direction = (rule or {}).get("direction") or guess_direction(name)
+        direction = rule.direction if rule is not None else guess_direction(name)
         pr_cell = "❌ missing" if new is None and name in rules else _fmt_value(new, name)
         cells = [
             md_escape(name),
@@ -323,7 +322,7 @@ def _metric_values(inputs: ReportInputs) -> dict[str, dict[str, Any]]:
     values = flatten_diff(inputs.metrics_diff)
     for name, rule in _gate_rules(inputs.gate).items():
         if name not in values:  # a ruled metric the diff does not know: show it anyway
-            values[name] = {"old": rule.get("baseline"), "new": rule.get("value")}
+            values[name] = {"old": rule.baseline, "new": rule.value}
     return values
 
 
@@ -402,18 +401,17 @@ def _section_serving(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any
 # --------------------------------------------------------------------------- verdict
 
 
-def _section_verdict(gate: Mapping[str, Any] | None) -> list[str]:
+def _section_verdict(gate: GateVerdict | None) -> list[str]:
     if gate is None:
         return [
             "⚪ **No gate verdict**: `reports/gate.json` is missing (the gate stage did not run)."
         ]
-    summary = re.sub(r"^\s*(not )?accepted\s*:?\s*", "", str(gate.get("summary") or ""))
+    summary = re.sub(r"^\s*(not )?accepted\s*:?\s*", "", gate.summary)
     summary = md_escape(summary, limit=300)
-    line = "✅ **Accepted**" if gate.get("accepted") else "❌ **Not accepted**"
+    line = "✅ **Accepted**" if gate.accepted else "❌ **Not accepted**"
     out = [f"{line}: {summary}" if summary else line]
-    reasons = [r for r in gate.get("reasons") or [] if r is not None]
-    if reasons:
-        out += ["", *(f"- {md_escape(r, limit=300)}" for r in reasons)]
+    if gate.reasons:
+        out += ["", *(f"- {md_escape(r, limit=300)}" for r in gate.reasons)]
     return out
 
 
@@ -463,20 +461,20 @@ def _section_params(inputs: ReportInputs) -> list[str]:
 # --------------------------------------------------------------------------- data
 
 
-def _section_data(base: Mapping[str, Any] | None, pr: Mapping[str, Any] | None) -> list[str]:
+def _section_data(base: DataSummary | None, pr: DataSummary | None) -> list[str]:
     out = ["### Data", ""]
     if pr is None:
         return [*out, "_No data summary in this PR (`reports/data.json` is missing)._"]
-    pr_files = dict(pr.get("files") or {})
+    pr_files = pr.files
     if base is None:
         return [
             *out,
             f"No baseline data (the base has no `reports/data.json`). "
             f"This PR: {_shape(pr)} in {_count(len(pr_files), 'file')}.",
         ]
-    if dict(base) == dict(pr):
+    if base == pr:
         return [*out, f"Data unchanged: {_shape(pr)} in {_count(len(pr_files), 'file')}."]
-    base_files = dict(base.get("files") or {})
+    base_files = base.files
     added = sorted(set(pr_files) - set(base_files))
     removed = sorted(set(base_files) - set(pr_files))
     modified = sorted(f for f in set(pr_files) & set(base_files) if pr_files[f] != base_files[f])
@@ -486,12 +484,11 @@ def _section_data(base: Mapping[str, Any] | None, pr: Mapping[str, Any] | None) 
             items.append(f"- Files {label}: {', '.join(md_escape(n) for n in names)}")
     if not (added or removed or modified):
         items.append("- Files: unchanged")
-    items.append(f"- Rows: {_from_to(base.get('rows'), pr.get('rows'))}")
-    if base.get("columns") != pr.get("columns"):
-        items.append(f"- Columns: {_from_to(base.get('columns'), pr.get('columns'))}")
+    items.append(f"- Rows: {_from_to(base.rows, pr.rows)}")
+    if base.columns != pr.columns:
+        items.append(f"- Columns: {_from_to(base.columns, pr.columns)}")
     out += items
-    base_pc = {str(k): v for k, v in (base.get("per_class") or {}).items()}
-    pr_pc = {str(k): v for k, v in (pr.get("per_class") or {}).items()}
+    base_pc, pr_pc = base.per_class, pr.per_class
     changed = sorted(
         (c for c in set(base_pc) | set(pr_pc) if base_pc.get(c) != pr_pc.get(c)), key=_sort_key
     )
@@ -514,8 +511,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _shape(summary: Mapping[str, Any]) -> str:
-    return f"{_fmt_value(summary.get('rows'))} rows x {_fmt_value(summary.get('columns'))} columns"
+def _shape(summary: DataSummary) -> str:
+    return f"{_fmt_value(summary.rows)} rows x {_fmt_value(summary.columns)} columns"
 
 
 def _from_to(old: Any, new: Any) -> str:
@@ -826,22 +823,22 @@ _DATA_SOURCES = {
 }
 
 
-def _section_repro(repro: Mapping[str, Any] | None) -> list[str]:
+def _section_repro(repro: ReproRecord | None) -> list[str]:
     out = ["### Reproducibility", ""]
     if repro is None:
         return [*out, "_Not checked (`build/ci/repro.json` is missing)._"]
-    source = str(repro.get("data_source", "unknown"))
+    source = repro.data_source
     items = [f"- Data: {_DATA_SOURCES.get(source, 'unknown source')} ({md_escape(source)})"]
-    if repro.get("lock_up_to_date"):
+    if repro.lock_up_to_date:
         items.append("- ✅ `dvc.lock` is up to date with the code, params and data")
     else:
         items.append(
             "- ⚠️ `dvc.lock` is out of date: run `dvc repro` and commit `dvc.lock` "
             "and the metrics it changes"
         )
-    reproduced = repro.get("metrics_reproduced")
-    tolerance = _fmt_short(repro.get("tolerance"))
-    delta = repro.get("max_abs_delta")
+    reproduced = repro.metrics_reproduced
+    tolerance = _fmt_short(repro.tolerance)
+    delta = repro.max_abs_delta
     delta_text = _fmt_value(delta) if delta is not None else "—"
     if reproduced is True:
         items.append(
@@ -854,7 +851,7 @@ def _section_repro(repro: Mapping[str, Any] | None) -> list[str]:
         )
     else:
         items.append("- ⏭️ Committed metrics were not compared (nothing to compare against)")
-    items += [f"- {md_escape(note, limit=300)}" for note in repro.get("notes") or []]
+    items += [f"- {md_escape(note, limit=300)}" for note in repro.notes]
     return out + items
 
 

@@ -41,6 +41,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from mlops_template.contract import Column, FeatureSpec
+from mlops_template.records import Provenance
 
 MAX_REPORTED = 20  # bad instances listed in one 400 answer; the rest are counted
 LISTED_NAMES = 8  # column names quoted in one message
@@ -335,27 +336,26 @@ def input_description(spec: FeatureSpec, max_rows: int) -> dict[str, Any]:
 
 def metadata_payload(
     model_tag: str,
-    provenance: dict[str, Any],
+    provenance: Provenance,
     spec: FeatureSpec,
     max_rows: int,
     serving: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """What /metadata answers: which model this is, where it came from, what it accepts."""
-    model = provenance["model"]
-    project = provenance["project"]
+    model = provenance.model
     return {
         "tag": model_tag,
-        "project": {"name": project["name"], "description": project["description"]},
-        "name": model["name"],
-        "version": model["version"],
-        "family": model["family"],
-        "architecture": model["architecture"],
-        "classes": model["classes"],
-        "git_commit": provenance["git_commit"],
-        "data_md5": provenance["data"]["md5"],
-        "params": provenance["params"],
-        "metrics": provenance["metrics"],
-        "gate": provenance["gate"],
+        "project": provenance.project.to_json(),
+        "name": model.name,
+        "version": model.version,
+        "family": model.family,
+        "architecture": model.architecture,
+        "classes": model.classes,
+        "git_commit": provenance.git_commit,
+        "data_md5": provenance.data.md5,
+        "params": provenance.params,
+        "metrics": provenance.metrics,
+        "gate": provenance.gate.to_json(),
         "input": input_description(spec, max_rows),
         "serving": serving or {},
     }

@@ -32,7 +32,6 @@ from mlops_template.serving.middleware import RequestLimits
 ARGS = bentoml.use_arguments(config.ServiceArgs)
 MODEL_TAG = store.served_model_tag(ARGS.model_tag)
 MODEL_PATH = store.get_stored_model(MODEL_TAG).path
-PROVENANCE = store.read_provenance(MODEL_PATH)
 DESCRIPTOR = model_io.read_descriptor(MODEL_PATH)
 SPEC = DESCRIPTOR.spec
 FAMILY = DESCRIPTOR.family

@@ -11,7 +11,6 @@ touch a store stay fast.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import sys
@@ -21,6 +20,7 @@ from typing import Any
 
 from mlops_template.errors import UserError
 from mlops_template.paths import BENTOMODEL_FILE, MODEL_DIR
+from mlops_template.records import PackagedModel, Provenance
 
 PROVENANCE = "provenance.json"  # written into the stored model next to model.json
 VERSION_LENGTH = 24  # hex digits of the sha256 kept in the version (96 bits)
@@ -131,19 +131,18 @@ def get_stored_model(tag: str) -> Any:
         ) from None
 
 
-def read_provenance(model_path: Path | str) -> dict[str, Any]:
+def read_provenance(model_path: Path | str) -> Provenance:
     """The record the package stage stored with the model (lineage, params, metrics, verdict)."""
-    path = Path(model_path) / PROVENANCE
-    if not path.exists():
-        raise UserError(
-            f"the stored model at {model_path} has no {PROVENANCE}",
-            "package it with `mlops package` (models saved another way lack the record)",
-        )
-    return json.loads(path.read_text())
+    return Provenance.read(
+        Path(model_path) / PROVENANCE,
+        "package it with `mlops package` (models saved another way lack the record)",
+    )
 
 
-def read_bentomodel(path: Path | str) -> dict[str, Any]:
-    """The tag and provenance inside an exported `.bentomodel` archive, without importing it."""
+def read_bentomodel(path: Path | str) -> PackagedModel:
+    """The tag, labels and provenance inside an exported `.bentomodel`, without importing it."""
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise UserError(
@@ -152,29 +151,25 @@ def read_bentomodel(path: Path | str) -> dict[str, Any]:
         )
     try:
         with tarfile.open(path, "r:*") as archive:
-            members = {m.name.removeprefix("./"): m for m in archive.getmembers() if m.isfile()}
-            info = _read_member(archive, members, "model.yaml", yaml_text=True)
-            provenance = _read_member(archive, members, PROVENANCE, yaml_text=False)
-    except (tarfile.TarError, OSError, ValueError) as exc:
+            info = yaml.safe_load(_member_text(archive, "model.yaml"))
+            provenance = _member_text(archive, PROVENANCE)
+    except (tarfile.TarError, OSError, ValueError, yaml.YAMLError) as exc:
         raise UserError(
             f"{path} is not a readable BentoML model archive ({exc})",
             "re-create it with `dvc repro package --force` or restore it with `dvc checkout`",
         ) from None
-    return {
-        "tag": f"{info['name']}:{info['version']}",
-        "labels": info.get("labels") or {},
-        "provenance": provenance,
-    }
+    source = f"{PROVENANCE} in {path}"
+    return PackagedModel(
+        tag=f"{info['name']}:{info['version']}",
+        labels=info.get("labels") or {},
+        provenance=Provenance.parse_text(provenance, source),
+    )
 
 
-def _read_member(
-    archive: tarfile.TarFile, members: dict[str, tarfile.TarInfo], name: str, yaml_text: bool
-) -> dict[str, Any]:
-    import yaml
-
-    member = members.get(name)
-    handle = archive.extractfile(member) if member is not None else None
-    if handle is None:
-        raise ValueError(f"{name} missing")
-    text = handle.read().decode("utf-8")
-    return yaml.safe_load(text) if yaml_text else json.loads(text)
+def _member_text(archive: tarfile.TarFile, name: str) -> str:
+    for member in archive.getmembers():
+        if member.isfile() and member.name.removeprefix("./") == name:
+            handle = archive.extractfile(member)
+            if handle is not None:
+                return handle.read().decode("utf-8")
+    raise ValueError(f"{name} missing")

@@ -6,7 +6,6 @@ regenerated example that differs, stops here with the fix.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
@@ -14,6 +13,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import click
 import yaml
 
 from mlops_template.errors import UserError
@@ -137,7 +137,9 @@ def ensure_data(dvc_file: Path = DVC_FILE, data_path: Path | None = None) -> str
     return "bootstrap"
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("data", help=__doc__)
+@click.option("--source-file", help="write where the data came from into this file")
+def data(source_file: str | None) -> None:
     source = ensure_data()
     messages = {
         "workspace": "data/ matches data.dvc",
@@ -147,12 +149,5 @@ def run(args: argparse.Namespace) -> int:
         "and checked against data.dvc",
     }
     print(messages[source])
-    if args.source_file:
-        Path(args.source_file).write_text(source + "\n")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("data", help="make data/ match data.dvc (cache, remote or example)")
-    parser.add_argument("--source-file", help="write where the data came from into this file")
-    parser.set_defaults(func=run)
+    if source_file:
+        Path(source_file).write_text(source + "\n")

@@ -6,11 +6,11 @@ quality metrics, while latency is a measurement and varies from run to run.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from typing import Any
 
+import click
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, log_loss, precision_recall_fscore_support
@@ -99,7 +99,8 @@ def evaluate(params: Params) -> dict[str, Any]:
     return {**quality, **serving}
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("evaluate", help=__doc__)
+def evaluate_command() -> None:
     m = evaluate(load_params())
     lat = m["latency"]
     print(
@@ -107,9 +108,3 @@ def run(args: argparse.Namespace) -> int:
         f"log_loss {m['log_loss']:.4f}  "
         f"size {m['model_size_bytes']} B  p50 {lat['single_p50_ms']} ms/row -> {QUALITY}, {SERVING}"
     )
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("evaluate", help="metrics, latency and plots on the test split")
-    parser.set_defaults(func=run)

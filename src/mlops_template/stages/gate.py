@@ -1,80 +1,79 @@
 """`mlops gate`: check the evaluated metrics against the acceptance rules in params.yaml.
 
-The baseline is the metrics committed at a git revision (default HEAD, i.e. the model this
-change replaces; CI passes the PR's base), or a metrics JSON file, or none. The verdict goes
+The baseline is the metrics committed at a git revision, named the same way everywhere:
+`--baseline REV` (here default HEAD, i.e. the model this change replaces; `mlops ci gate` gets
+the PR's base, `mlops release gate` the previous release's tag; an empty REV means none). Here it
+can also be a metrics JSON file (`--baseline-file`), or none (`--no-baseline`). The verdict goes
 to reports/gate.json for the PR report and the release, and the exit status fails the job:
 0 accepted, 1 not accepted, 2 a mistake to fix (see `mlops_template.errors`).
 """
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import click
+
 from mlops_template import metrics_io, task
+from mlops_template.cli import baseline_option, out_option, params_option
 from mlops_template.errors import UserError
 from mlops_template.files import write_json
 from mlops_template.gate import Verdict, evaluate_gate, format_verdict, parse_rules
 from mlops_template.params import load_params
-from mlops_template.paths import GATE_FILE, TASK_FILE
+from mlops_template.paths import GATE_FILE, PARAMS_FILE, TASK_FILE
 
-DEFAULT_OUT = GATE_FILE
 DEFAULT_REV = "HEAD"
 
 
-def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser(
-        "gate",
-        help="accept or reject the model: metrics vs. the rules in params.yaml",
-        description=__doc__.splitlines()[0],
-    )
-    parser.add_argument(
-        "--params", type=Path, default=Path("params.yaml"), help="(default: %(default)s)"
-    )
-    source = parser.add_mutually_exclusive_group()
-    source.add_argument(
-        "--baseline-rev",
-        metavar="REV",
-        help=f"compare with the metrics committed at this git revision (default: {DEFAULT_REV})",
-    )
-    source.add_argument(
-        "--baseline-file", metavar="PATH", type=Path, help="compare with this metrics JSON file"
-    )
-    source.add_argument(
-        "--no-baseline", action="store_true", help="check value bounds only (min, max)"
-    )
-    parser.add_argument(
-        "--out", type=Path, default=DEFAULT_OUT, help="verdict JSON (default: %(default)s)"
-    )
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    rev = None
-    if not args.no_baseline and args.baseline_file is None:
-        rev = args.baseline_rev or DEFAULT_REV
-    verdict = run_gate(
-        args.params, baseline_rev=rev, baseline_file=args.baseline_file, out=args.out
-    )
-    print(format_verdict(verdict))
-    print(f"verdict written to {args.out}")
+@click.command("gate", help=__doc__)
+@params_option()
+@baseline_option(
+    f"compare with the metrics committed at this git revision (default: {DEFAULT_REV})"
+)
+@click.option(
+    "--baseline-file",
+    type=click.Path(path_type=Path),
+    metavar="PATH",
+    help="compare with this metrics JSON file",
+)
+@click.option("--no-baseline", is_flag=True, help="check value bounds only (min, max)")
+@out_option()
+def gate(
+    params: Path, baseline: str | None, baseline_file: Path | None, no_baseline: bool, out: Path
+) -> int:
+    if sum((baseline is not None, baseline_file is not None, no_baseline)) > 1:
+        raise click.UsageError("use one of --baseline, --baseline-file and --no-baseline")
+    if baseline_file is None and not no_baseline:
+        baseline = DEFAULT_REV if baseline is None else baseline
+    verdict = gate_and_show(params, baseline, baseline_file, out)
     return 0 if verdict.accepted else 1
 
 
+def gate_and_show(
+    params: Path, baseline: str | None, baseline_file: Path | None = None, out: Path = GATE_FILE
+) -> Verdict:
+    """`run_gate`, then the verdict on the terminal: what every gate command does first."""
+    verdict = run_gate(params, baseline_rev=baseline, baseline_file=baseline_file, out=out)
+    print(format_verdict(verdict))
+    print(f"verdict written to {out}")
+    return verdict
+
+
 def run_gate(
-    params_path: str | Path = "params.yaml",
+    params_path: str | Path = PARAMS_FILE,
     baseline_rev: str | None = None,
     baseline_file: str | Path | None = None,
-    out: str | Path | None = DEFAULT_OUT,
+    out: str | Path | None = GATE_FILE,
 ) -> Verdict:
     """Evaluate the gate on the metrics in the working tree and write the verdict to `out`.
 
-    The baseline comes from `baseline_rev` or `baseline_file` (not both); with neither there
-    is no baseline and change bounds are skipped. `out=None` writes nothing. Paths are
-    relative to the current directory, the repository root.
+    The baseline comes from `baseline_rev` or `baseline_file` (not both); with neither (or an
+    empty revision: a first release) there is no baseline and change bounds are skipped.
+    `out=None` writes nothing. Paths are relative to the current directory, the repository root.
     """
+    baseline_rev = baseline_rev or None
     if baseline_rev is not None and baseline_file is not None:
         raise ValueError("pass baseline_rev or baseline_file, not both")
     rules = parse_rules(load_params(params_path).gate.rules)
@@ -119,7 +118,7 @@ def _baseline_from_file(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise UserError(
             f"baseline file {path} not found",
-            "pass an existing metrics JSON file, or use --baseline-rev REV or --no-baseline",
+            "pass an existing metrics JSON file, or use --baseline REV or --no-baseline",
         ) from None
     return metrics_io.parse_metrics(text, str(path))
 

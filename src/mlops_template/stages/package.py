@@ -13,8 +13,6 @@ release's model card read it from there.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -22,11 +20,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import click
+
 from mlops_template import model_io
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically, read_json, write_json
 from mlops_template.params import load_params
 from mlops_template.paths import BENTOMODEL_FILE, DATA_DVC, GATE_FILE, MODEL_DIR, QUALITY
+from mlops_template.records import DataRef, GateVerdict, ModelRecord, ProjectRecord, Provenance
 from mlops_template.serving import store
 
 
@@ -34,20 +35,9 @@ class NotAccepted(UserError):
     """The gate verdict says no: packaging it would ship a rejected model."""
 
 
-def read_verdict(path: Path = GATE_FILE) -> dict[str, Any]:
-    fix = "run the gate first: `dvc repro gate`" if not path.exists() else None
-    verdict = read_json(path, fix or "re-create it with `dvc repro gate --force`")
-    if not isinstance(verdict, dict) or not isinstance(verdict.get("accepted"), bool):
-        raise UserError(
-            f"{path} has no boolean 'accepted' verdict",
-            "re-create it with `dvc repro gate --force`",
-        )
-    return verdict
-
-
-def require_accepted(verdict: dict[str, Any], path: Path = GATE_FILE) -> None:
-    if verdict["accepted"] is not True:
-        reasons = "; ".join(str(r) for r in verdict.get("reasons") or []) or "no reason recorded"
+def require_accepted(verdict: GateVerdict, path: Path = GATE_FILE) -> None:
+    if not verdict.accepted:
+        reasons = "; ".join(verdict.reasons) or "no reason recorded"
         raise NotAccepted(
             f"the gate did not accept this model ({path}): {reasons}",
             "improve the model (or, deliberately, the rules under gate.rules in params.yaml) "
@@ -81,57 +71,57 @@ def _without_nulls(value: Any) -> Any:
     return value
 
 
-def provenance_record(verdict: dict[str, Any]) -> dict[str, Any]:
+def provenance_record(verdict: GateVerdict) -> Provenance:
     descriptor = model_io.read_descriptor(MODEL_DIR)
     params = load_params()
-    return {
-        "project": params.project.model_dump(),
-        "model": {
-            "name": store.model_name(params.project.name),
-            "version": store.model_version(MODEL_DIR),
-            "family": descriptor.family,
-            "architecture": descriptor.variant,
-            "classes": list(descriptor.spec.classes),
-            "features": descriptor.spec.names,
-            "spec": descriptor.spec.model_dump(mode="json"),
-        },
-        "git_commit": git_commit(),
-        "data": {"dvc_file": str(DATA_DVC), "md5": data_md5()},
-        "params": params.model_dump(by_alias=True, mode="json"),
-        "metrics": read_json(QUALITY, "run `dvc repro evaluate` first"),
-        "gate": verdict,
-    }
+    return Provenance(
+        project=ProjectRecord(**params.project.model_dump()),
+        model=ModelRecord(
+            name=store.model_name(params.project.name),
+            version=store.model_version(MODEL_DIR),
+            family=descriptor.family,
+            architecture=descriptor.variant,
+            classes=list(descriptor.spec.classes),
+            features=descriptor.spec.names,
+            spec=descriptor.spec.model_dump(mode="json"),
+        ),
+        git_commit=git_commit(),
+        data=DataRef(dvc_file=str(DATA_DVC), md5=data_md5()),
+        params=params.model_dump(by_alias=True, mode="json"),
+        metrics=read_json(QUALITY, "run `dvc repro evaluate` first"),
+        gate=verdict,
+    )
 
 
-def labels_and_metadata(record: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
-    model, gate = record["model"], record["gate"]
+def labels_and_metadata(record: Provenance) -> tuple[dict[str, str], dict[str, Any]]:
+    model, gate = record.model, record.gate
     labels = {
-        "family": model["family"],
-        "architecture": model["architecture"],
-        "gate": "accepted" if gate["accepted"] else "rejected",
-        "git-commit": record["git_commit"],
-        "data-md5": record["data"]["md5"],
+        "family": model.family,
+        "architecture": model.architecture,
+        "gate": "accepted" if gate.accepted else "rejected",
+        "git-commit": record.git_commit,
+        "data-md5": record.data.md5,
     }
     metadata = _without_nulls(
         {
-            "family": model["family"],
-            "architecture": model["architecture"],
-            "classes": model["classes"],
-            "git_commit": record["git_commit"],
-            "data_md5": record["data"]["md5"],
-            "params": record["params"],
-            "metrics": record["metrics"],
+            "family": model.family,
+            "architecture": model.architecture,
+            "classes": model.classes,
+            "git_commit": record.git_commit,
+            "data_md5": record.data.md5,
+            "params": record.params,
+            "metrics": record.metrics,
             "gate": {
-                "accepted": gate["accepted"],
-                "summary": gate.get("summary"),
-                "baseline": (gate.get("baseline") or {}).get("source"),
+                "accepted": gate.accepted,
+                "summary": gate.summary,
+                "baseline": gate.baseline.source,
             },
         }
     )
     return labels, metadata
 
 
-def save_to_store(tag: str, record: dict[str, Any]) -> Any:
+def save_to_store(tag: str, record: Provenance) -> Any:
     """Save the model files plus provenance.json under `tag`; an identical entry is reused."""
     import bentoml
     from bentoml.exceptions import NotFound
@@ -142,13 +132,13 @@ def save_to_store(tag: str, record: dict[str, Any]) -> Any:
     except NotFound:
         existing = None
     if existing is not None:
-        stored_record = store.read_provenance(existing.path)
-        if existing.info.labels == labels and stored_record == json.loads(json.dumps(record)):
+        stored = store.read_provenance(existing.path).to_json()
+        if existing.info.labels == labels and stored == record.to_json():
             return existing
         bentoml.models.delete(tag)  # same files, newer record (e.g. a new verdict): replace it
     with bentoml.models.create(tag, labels=labels, metadata=metadata) as bento_model:
         shutil.copytree(MODEL_DIR, bento_model.path, dirs_exist_ok=True)
-        write_json(bento_model.path_of(store.PROVENANCE), record)
+        write_json(bento_model.path_of(store.PROVENANCE), record.to_json())
     return bentoml.models.get(tag)
 
 
@@ -160,16 +150,16 @@ def export_bentomodel(tag: str, target: Path = BENTOMODEL_FILE) -> Path:
 
 
 def package() -> dict[str, Any]:
-    verdict = read_verdict()
+    verdict = GateVerdict.read(GATE_FILE)
     require_accepted(verdict)
     record = provenance_record(verdict)
-    tag = f"{record['model']['name']}:{record['model']['version']}"
-    save_to_store(tag, record)
-    export_bentomodel(tag)
-    return {"tag": tag, "file": str(BENTOMODEL_FILE), "family": record["model"]["family"]}
+    save_to_store(record.tag, record)
+    export_bentomodel(record.tag)
+    return {"tag": record.tag, "file": str(BENTOMODEL_FILE), "family": record.model.family}
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("package", help=__doc__)
+def package_command() -> int:
     try:
         result = package()
     except NotAccepted as exc:
@@ -179,12 +169,3 @@ def run(args: argparse.Namespace) -> int:
     home = os.environ.get("BENTOML_HOME", "~/bentoml")
     print(f"packaged {result['family']} model {result['tag']} -> {result['file']} (store: {home})")
     return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser(
-        "package",
-        help="save the accepted model in the BentoML store and export it for the release",
-        description=__doc__.splitlines()[0],
-    )
-    parser.set_defaults(func=run)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
+import click
 from sklearn.model_selection import train_test_split
 
 from mlops_template.files import write_json, write_text_atomic
@@ -14,7 +14,8 @@ from mlops_template.table import read_table
 from mlops_template.task import task_record
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("prepare", help=__doc__)
+def prepare() -> None:
     params = load_params()
     df = read_table(Path(params.data.path), params)
     train, test = train_test_split(
@@ -27,9 +28,3 @@ def run(args: argparse.Namespace) -> int:
         write_text_atomic(SPLIT_DIR / f"{name}.csv", part.to_csv(index=False, lineterminator="\n"))
     write_json(TASK_FILE, task_record(params).model_dump(mode="json"))
     print(f"split: {len(train)} train / {len(test)} test rows -> {SPLIT_DIR}/")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("prepare", help="stratified, seeded train/test split")
-    parser.set_defaults(func=run)

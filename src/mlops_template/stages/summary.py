@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
-import json
+import click
 
 from mlops_template.metrics_io import load_metrics
 from mlops_template.paths import BENTOMODEL_FILE as BENTOMODEL
 from mlops_template.paths import GATE_FILE as VERDICT
 from mlops_template.paths import MODEL_DIR
+from mlops_template.records import GateVerdict
 
 KEY_METRICS = ("accuracy", "f1_macro", "log_loss", "model_size_bytes", "latency.single_p95_ms")
 
@@ -25,12 +25,11 @@ def summary_lines() -> list[str]:
         if name in metrics:
             lines.append(f"  {name:<24} {metrics[name]}")
     if VERDICT.exists():
-        verdict = json.loads(VERDICT.read_text())
+        verdict = GateVerdict.read(VERDICT)
         lines.append(
-            f"gate: {'ACCEPTED' if verdict['accepted'] else 'NOT ACCEPTED'}"
-            f" - {verdict.get('summary', '')}"
+            f"gate: {'ACCEPTED' if verdict.accepted else 'NOT ACCEPTED'} - {verdict.summary}"
         )
-        lines += [f"  - {reason}" for reason in verdict.get("reasons", [])]
+        lines += [f"  - {reason}" for reason in verdict.reasons]
     else:
         lines.append("gate: not run yet")
     lines.append("outputs:")
@@ -45,11 +44,6 @@ def summary_lines() -> list[str]:
     return lines
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("summary", help=__doc__)
+def summary() -> None:
     print("\n".join(summary_lines()))
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("summary", help="print the key metrics, gate verdict and outputs")
-    parser.set_defaults(func=run)

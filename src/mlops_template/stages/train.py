@@ -7,10 +7,11 @@ accuracy go to dvclive/ (declared as plots in dvc.yaml, not by DVCLive).
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 from typing import Any
+
+import click
 
 from mlops_template.contract import FeatureSpec
 from mlops_template.model_io import ModelDescriptor, fit_model, write_model_dir
@@ -40,12 +41,7 @@ def train(params: Params) -> ModelDescriptor:
     return write_model_dir(MODEL_DIR, model, tp.family)
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("train", help=__doc__)
+def train_command() -> None:
     d = train(load_params())
     print(f"trained {d.family} ({d.variant}) -> {MODEL_DIR}/")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("train", help="train the model family chosen in params.yaml")
-    parser.set_defaults(func=run)

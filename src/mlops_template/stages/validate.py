@@ -7,12 +7,11 @@ file hashes), which the PR report diffs against the base branch.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import re
 from pathlib import Path
-from typing import Any
 
+import click
 import pandas as pd
 import pandera.pandas as pa
 
@@ -20,6 +19,7 @@ from mlops_template.errors import UserError
 from mlops_template.files import write_json
 from mlops_template.params import Params, load_params
 from mlops_template.paths import DATA_REPORT as OUT
+from mlops_template.records import DataSummary
 from mlops_template.table import feature_spec, read_table
 
 SHOW_ROWS = 5
@@ -145,7 +145,7 @@ def _table_checks(df: pd.DataFrame, params: Params, path: Path) -> None:
         )
 
 
-def validate(params: Params) -> dict[str, Any]:
+def validate(params: Params) -> DataSummary:
     path = Path(params.data.path)
     df = read_table(path, params)
     if params.data.target not in df.columns:
@@ -169,21 +169,16 @@ def validate(params: Params) -> dict[str, Any]:
         if f.is_file()
     }
     counts = df[params.data.target].value_counts()
-    return {
-        "rows": len(df),
-        "columns": len(df.columns),
-        "per_class": {str(c): int(counts.get(c, 0)) for c in params.schema_.classes},
-        "files": files,
-    }
+    return DataSummary(
+        rows=len(df),
+        columns=len(df.columns),
+        per_class={str(c): int(counts.get(c, 0)) for c in params.schema_.classes},
+        files=files,
+    )
 
 
-def run(args: argparse.Namespace) -> int:
+@click.command("validate", help=__doc__)
+def validate_command() -> None:
     summary = validate(load_params())
-    write_json(OUT, summary)
-    print(f"data valid: {summary['rows']} rows, {summary['columns']} columns -> {OUT}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("validate", help="check the data against params.yaml schema")
-    parser.set_defaults(func=run)
+    write_json(OUT, summary.to_json())
+    print(f"data valid: {summary.rows} rows, {summary.columns} columns -> {OUT}")

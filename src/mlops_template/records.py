@@ -1,0 +1,200 @@
+"""The records the stages, CI and the release hand each other as JSON files, typed once.
+
+- `DataSummary`: reports/data.json, written by `mlops validate`;
+- `GateVerdict`: reports/gate.json (and the release's dist/gate-verdict.json), `mlops gate`;
+- `ReproRecord`: build/ci/repro.json, `mlops ci repro`;
+- `Provenance`: provenance.json inside the packaged model, `mlops package`.
+
+Each has one reader (`read` for a file, `parse` for JSON from elsewhere, such as a git
+revision) that turns a missing, broken or invalid record into one UserError with its fix, so
+no module looks keys up by string in a dict it hopes is complete. Unknown keys are ignored, so a
+newer writer's extra fields do not break an older reader.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
+
+from mlops_template.errors import UserError
+from mlops_template.files import parse_json, read_json
+
+if TYPE_CHECKING:
+    from mlops_template.contract import FeatureSpec
+
+Number = int | float
+
+
+class Record(BaseModel):
+    """A JSON record: `WHAT` names it in errors, `FIX` says how to re-create it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    WHAT: ClassVar[str] = "record"
+    FIX: ClassVar[str] = "re-create it"
+
+    @classmethod
+    def read(cls, path: Path | str, fix: str | None = None) -> Self:
+        """The record in `path`; UserError (with `fix`, else the record's own) otherwise."""
+        fix = fix or cls.FIX
+        return cls.parse(read_json(path, fix), str(path), fix)
+
+    @classmethod
+    def parse_text(cls, text: str, source: str, fix: str | None = None) -> Self:
+        fix = fix or cls.FIX
+        return cls.parse(parse_json(text, source, fix), source, fix)
+
+    @classmethod
+    def parse(cls, data: Any, source: str, fix: str | None = None) -> Self:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise UserError(f"{source} {cls._problem(exc)}", fix or cls.FIX) from None
+
+    @classmethod
+    def _problem(cls, exc: ValidationError) -> str:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        if not where:
+            return f"holds no {cls.WHAT} (not a JSON object)"
+        return f"is not a valid {cls.WHAT}: {where}: {error['msg']}"
+
+    def to_json(self) -> dict[str, Any]:
+        """The file's JSON object (what `read` parses back)."""
+        return self.model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- data summary
+
+
+class DataSummary(Record):
+    """What `mlops validate` found in the data; the PR report diffs it against the base."""
+
+    WHAT: ClassVar[str] = "data summary"
+    FIX: ClassVar[str] = "re-create it with `dvc repro validate --force`"
+
+    rows: int
+    columns: int
+    per_class: dict[str, int] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)  # path under data/ -> md5
+
+
+# --------------------------------------------------------------------------- gate verdict
+
+
+class CheckRecord(Record):
+    """One bound of one rule, checked (see `mlops_template.gate.Check`)."""
+
+    kind: str
+    bound: Number | None = None
+    actual: Number | None = None  # null in the file when not finite
+    passed: bool | None = None  # None: skipped
+    reason: str = ""
+
+
+class RuleRecord(Record):
+    metric: str
+    direction: str
+    value: Number | None = None
+    baseline: Number | None = None
+    checks: list[CheckRecord] = Field(default_factory=list)
+    passed: bool
+
+
+class BaselineRecord(Record):
+    source: str | None = None  # "git:REV", "file:PATH" or None
+    available: bool = False
+    note: str | None = None  # why a baseline that exists was not used
+
+
+class GateVerdict(Record):
+    """reports/gate.json: the gate's decision, which packaging, CI and the release obey."""
+
+    WHAT: ClassVar[str] = "gate verdict"
+    FIX: ClassVar[str] = "run the gate first (again if the file is broken): `dvc repro gate`"
+
+    accepted: StrictBool
+    baseline: BaselineRecord = Field(default_factory=BaselineRecord)
+    rules: list[RuleRecord] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+    summary: str = ""
+
+    @classmethod
+    def _problem(cls, exc: ValidationError) -> str:
+        if any(error["loc"] in ((), ("accepted",)) for error in exc.errors()):
+            return "has no boolean 'accepted' verdict"
+        return super()._problem(exc)
+
+
+# --------------------------------------------------------------------------- reproducibility
+
+
+class ReproRecord(Record):
+    """build/ci/repro.json: what reproducing the pipeline in CI found."""
+
+    WHAT: ClassVar[str] = "reproducibility record"
+    FIX: ClassVar[str] = "run the repro action (`mlops ci repro`) before this step"
+
+    data_source: str = "unknown"  # cache, remote, example, present
+    lock_up_to_date: StrictBool
+    metrics_reproduced: bool | None = None  # None: nothing committed to compare with
+    max_abs_delta: float | None = None
+    tolerance: float | None = None
+    notes: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- provenance
+
+
+class ProjectRecord(Record):
+    name: str
+    description: str
+
+
+class ModelRecord(Record):
+    name: str  # in the BentoML store: <project>-model
+    version: str  # a hash of the model files
+    family: str
+    architecture: str
+    classes: list[int | str]
+    features: list[str]
+    spec: dict[str, Any]  # the FeatureSpec as JSON
+
+    def feature_spec(self) -> FeatureSpec:
+        from mlops_template.contract import FeatureSpec
+
+        return FeatureSpec.model_validate(self.spec)
+
+
+class DataRef(Record):
+    dvc_file: str
+    md5: str
+
+
+class Provenance(Record):
+    """provenance.json in the packaged model: where it came from, how good it is, who let it."""
+
+    WHAT: ClassVar[str] = "provenance record"
+    FIX: ClassVar[str] = "package the model again: `dvc repro package --force`"
+
+    project: ProjectRecord
+    model: ModelRecord
+    git_commit: str
+    data: DataRef
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    gate: GateVerdict
+
+    @property
+    def tag(self) -> str:
+        return f"{self.model.name}:{self.model.version}"
+
+
+class PackagedModel(Record):
+    """An exported `.bentomodel`: its tag, labels and provenance (read by `store`)."""
+
+    tag: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    provenance: Provenance
