@@ -17,7 +17,6 @@ from mlops_template.gate import (
     evaluate_gate,
     format_verdict,
     parse_rules,
-    rules_from_params,
 )
 
 NO_BASELINE = object()  # marks "no baseline at all" in the tables below
@@ -673,17 +672,9 @@ def test_min_equal_to_max_is_allowed_and_ints_and_floats_mix():
     assert rule.bounds() == [("min", 3), ("max", 3.0), ("max_regression", -1)]
 
 
-def test_rules_from_whole_params():
-    assert [r.metric for r in rules_from_params({"gate": {"rules": PARAMS_RULES}})] == list(
-        PARAMS_RULES
-    )
-    with pytest.raises(UserError, match=r"params has no gate\.rules section"):
-        rules_from_params({"train": {}})
-
-
 def test_the_shipped_params_rules_are_valid():
     params = yaml.safe_load((Path(__file__).parents[1] / "params.yaml").read_text())
-    assert rules_from_params(params)
+    assert parse_rules(params["gate"]["rules"])
 
 
 def test_verdict_is_immutable():

@@ -88,17 +88,6 @@ def parse_rules(rules: Any) -> list[Rule]:
     return [_parse_rule(metric, spec) for metric, spec in rules.items()]
 
 
-def rules_from_params(params: Mapping[str, Any]) -> list[Rule]:
-    """The validated rules of a whole params dict (`params["gate"]["rules"]`)."""
-    gate = params.get("gate")
-    if not isinstance(gate, Mapping) or "rules" not in gate:
-        raise UserError(
-            "params has no gate.rules section",
-            f"add to params.yaml:\ngate:\n  rules:\n    {_EXAMPLE_RULE}",
-        )
-    return parse_rules(gate["rules"])
-
-
 def _parse_rule(metric: Any, spec: Any) -> Rule:
     if not isinstance(metric, str) or not metric.strip():
         raise UserError(

@@ -6,7 +6,6 @@ a report row and a DVC diff all speak of the same `latency.single_p95_ms`.
 
 from __future__ import annotations
 
-import json
 import math
 import subprocess
 from collections.abc import Iterable, Mapping
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_template.errors import UserError
+from mlops_template.files import parse_json
 from mlops_template.paths import METRICS_FILES
 
 
@@ -31,13 +31,7 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def parse_metrics(text: str, source: str) -> dict[str, Any]:
     """Parse one metrics file's JSON (NaN/Infinity allowed, as Python writes them)."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{source} is not valid JSON ({exc.msg} at line {exc.lineno})",
-            "regenerate it with `dvc repro evaluate`",
-        ) from None
+    data = parse_json(text, source, "regenerate it with `dvc repro evaluate`")
     if not isinstance(data, dict):
         raise UserError(
             f"{source} must hold a JSON object of metrics",

@@ -235,8 +235,3 @@ def load_params(path: Path | str = PARAMS_FILE) -> Params:
             "fix the YAML syntax (indentation, colons, quotes)",
         ) from None
     return parse_params(raw, str(path))
-
-
-def load_raw(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
-    """The params as plain data, for recording them in model metadata."""
-    return load_params(path).model_dump(by_alias=True)

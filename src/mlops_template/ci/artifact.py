@@ -27,6 +27,7 @@ import click
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
 from mlops_template.files import read_json
+from mlops_template.paths import CI_DIR, REPORT_FILE
 
 ARTIFACT_NAME = "pr-report"
 REPORT = "report.md"
@@ -231,12 +232,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
 
 
 @click.command("bundle", help="Write the PR report artifact (report, PR number, head sha, images).")
-@click.option("--report", default="build/ci/report.md", show_default=True)
+@click.option("--report", default=str(REPORT_FILE), show_default=True)
 @click.option("--pr-number", required=True, help="the pull request's number")
 @click.option("--head-sha", required=True, help="the PR head commit (40 hex)")
 @click.option("--base-sha", default="", help="the PR base commit (40 hex)")
 @click.option("--images-from", default="plots", help="PNG files under this folder ride along")
-@click.option("--out", default=f"build/ci/{ARTIFACT_NAME}", show_default=True)
+@click.option("--out", default=str(CI_DIR / ARTIFACT_NAME), show_default=True)
 @gha.annotated("mlops ci bundle")
 def bundle_command(
     report: str, pr_number: str, head_sha: str, base_sha: str, images_from: str, out: str

@@ -24,6 +24,7 @@ import click
 from mlops_template.ci import gha
 from mlops_template.ci.repro import run_streaming
 from mlops_template.errors import UserError
+from mlops_template.paths import CI_DIR
 
 AUDIENCE = "sts.amazonaws.com"
 TOKEN_FILE_NAME = "aws-web-identity-token"
@@ -96,7 +97,7 @@ def configure_aws(token_file: Path, role_arn: str) -> None:
 @click.command("credentials", help=__doc__)
 @click.option(
     "--token-dir",
-    default="build/ci",
+    default=str(CI_DIR),
     show_default=True,
     help="where the OIDC token file goes when $RUNNER_TEMP is unset",
 )

@@ -10,8 +10,7 @@ import click
 
 from mlops_template.errors import UserError
 from mlops_template.files import write_text_atomic
-
-DEFAULT_OUT = "build/ci/report.md"
+from mlops_template.paths import REPORT_FILE
 
 
 def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
@@ -32,7 +31,7 @@ def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
 
 @click.command("report", help=__doc__)
 @click.option("--base", required=True, help="git revision to compare with (e.g. origin/main)")
-@click.option("--out", default=DEFAULT_OUT, show_default=True, help="markdown file to write")
+@click.option("--out", default=str(REPORT_FILE), show_default=True, help="markdown file to write")
 @click.option(
     "--summary-file",
     default=None,

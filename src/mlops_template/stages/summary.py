@@ -7,7 +7,7 @@ import click
 from mlops_template.metrics_io import load_metrics
 from mlops_template.paths import BENTOMODEL_FILE as BENTOMODEL
 from mlops_template.paths import GATE_FILE as VERDICT
-from mlops_template.paths import MODEL_DIR
+from mlops_template.paths import METRICS_FILES, MODEL_DIR
 from mlops_template.records import GateVerdict
 
 KEY_METRICS = ("accuracy", "f1_macro", "log_loss", "model_size_bytes", "latency.single_p95_ms")
@@ -33,7 +33,7 @@ def summary_lines() -> list[str]:
     else:
         lines.append("gate: not run yet")
     lines.append("outputs:")
-    lines.append("  metrics        metrics/quality.json, metrics/serving.json (`dvc metrics show`)")
+    lines.append(f"  metrics        {', '.join(METRICS_FILES)} (`dvc metrics show`)")
     lines.append("  plots          plots/, dvclive/ (`dvc plots show`)")
     lines.append(f"  model          {MODEL_DIR}/")
     lines.append(f"  verdict        {VERDICT}")
