@@ -18,6 +18,7 @@ from typing import Any
 
 import click
 
+from mlops_template import determinism
 from mlops_template.errors import UserError
 from mlops_template.paths import GATE_FILE, PARAMS_FILE
 
@@ -219,6 +220,7 @@ def _quiet_telemetry() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `mlops ARGV...` and return its exit status (the console script exits with it)."""
     _quiet_telemetry()
+    determinism.apply()  # before any command imports numpy or TensorFlow
     try:
         result = mlops.main(
             args=list(argv) if argv is not None else None,

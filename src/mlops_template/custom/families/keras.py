@@ -125,6 +125,7 @@ class Family(ModelFamily):
 
         joblib.dump(self.prep, directory / PREPROCESSOR)
         self.network.save(directory / NETWORK)
+        _without_timestamps(directory / NETWORK)
 
     @classmethod
     def load(cls, directory: Path, params: Any, spec: FeatureSpec, seed: int) -> Self:
@@ -136,3 +137,22 @@ class Family(ModelFamily):
         family.prep = joblib.load(directory / PREPROCESSOR)
         family.network = keras.models.load_model(directory / NETWORK)
         return family
+
+
+def _without_timestamps(path: Path) -> None:
+    """Rewrite a .keras archive without its save time (entry dates, `date_saved`), so the same
+    weights always give the same bytes (and the same DVC hash)."""
+    import json
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
+    tmp = path.with_suffix(".tmp")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries:
+            if name == "metadata.json":
+                meta = json.loads(data)
+                meta["date_saved"] = "1980-01-01@00:00:00"
+                data = json.dumps(meta, sort_keys=True).encode()
+            archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
+    tmp.replace(path)
