@@ -26,8 +26,7 @@ import bentoml
 
 from mlops_template import contract, model_io
 from mlops_template.serving import config, schemas, store
-from mlops_template.serving.metrics import prediction_metrics
-from mlops_template.serving.middleware import RequestLimits
+from mlops_template.serving.middleware import RequestLimits, quiet_client_errors
 
 ARGS = bentoml.use_arguments(config.ServiceArgs)
 MODEL_TAG = store.served_model_tag(ARGS.model_tag)
@@ -39,7 +38,11 @@ BATCHED = contract.get_family(FAMILY).batchable and ARGS.batching
 Instances = schemas.instances_type(SPEC, ARGS.max_rows)
 
 
-@bentoml.service(traffic={"timeout": ARGS.timeout_s}, workers=ARGS.workers)
+# BentoML's HTTP metrics are off: they label requests with the raw path (one series per unknown
+# URL). The ingress middleware serves /metrics with bounded series instead (serving/metrics.py).
+@bentoml.service(
+    traffic={"timeout": ARGS.timeout_s}, workers=ARGS.workers, metrics={"enabled": False}
+)
 class Classifier:
     """Validates requests, runs the model, answers with labels, probabilities and the tag."""
 
@@ -49,7 +52,6 @@ class Classifier:
         self.provenance = store.read_provenance(self.bento_model.path)
         self.model = model_io.load_model(self.bento_model.path)
         self.classes = self.model.classes
-        self.metrics = prediction_metrics()
         # Move everything loaded so far (model, libraries) out of the collector's reach: full
         # collections over it stalled every request in flight (benchmarks/README.md).
         gc.collect()
@@ -64,9 +66,7 @@ class Classifier:
         """Classify 1..max_rows instances: each a row of the model's columns, in column order
         or by name (/metadata lists the columns and what each accepts)."""
         proba = self.model.predict_proba(schemas.to_frame(SPEC, instances))
-        answers = schemas.predictions(proba, self.classes, MODEL_TAG)
-        self.metrics.observe([a.label for a in answers], [a.confidence for a in answers])
-        return answers
+        return schemas.predictions(proba, self.classes, MODEL_TAG)
 
     @bentoml.api
     def metadata(self) -> dict:
@@ -81,4 +81,11 @@ class Classifier:
         return schemas.metadata_payload(MODEL_TAG, self.provenance, SPEC, ARGS.max_rows, serving)
 
 
-Classifier.add_asgi_middleware(RequestLimits, max_body_bytes=ARGS.max_body_bytes)
+quiet_client_errors()  # BentoML's 4xx: one INFO line, no traceback (middleware.ClientErrorLogs)
+# Counts predictions on the answers clients receive, not in predict(): see serving/metrics.py.
+Classifier.add_asgi_middleware(
+    RequestLimits,
+    max_body_bytes=ARGS.max_body_bytes,
+    api_routes=[api.route for api in Classifier.apis.values()],
+    model_version=MODEL_TAG,
+)
