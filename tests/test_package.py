@@ -152,7 +152,7 @@ def test_packages_the_accepted_model_with_its_lineage(project):
         "boolean",
         "numeric",
     )
-    assert record["gate"] == json.loads((project / paths.GATE_FILE).read_text())
+    assert record["gate"] == GateVerdict.read(project / paths.GATE_FILE).to_json()
     assert record["metrics"] == json.loads((project / paths.QUALITY).read_text())
     assert record["params"]["train"]["family"] == "sklearn"
     assert record["params"]["project"]["name"] == "wine"
