@@ -259,7 +259,7 @@ def test_metrics_count_predictions_per_class_and_confidence(server):
     observed = _series(after, "mlops_prediction_confidence_count")[""]
     assert observed - _series(before, "mlops_prediction_confidence_count").get("", 0) == len(rows)
     assert 'mlops_prediction_confidence_bucket{le="0.5"}' in after
-    assert "bentoml_service_request_total" in after
+    assert "mlops_requests_total" in after
 
 
 def test_metadata_describes_the_packaged_model(server, project):

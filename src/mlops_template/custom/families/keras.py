@@ -140,10 +140,23 @@ class Family(ModelFamily):
 
 
 def _without_timestamps(path: Path) -> None:
-    """Rewrite a .keras archive without its save time (entry dates, `date_saved`), so the same
-    weights always give the same bytes (and the same DVC hash)."""
+    """Rewrite a .keras archive without what changes from save to save (entry dates,
+    `date_saved`, `shared_object_id`s that are memory addresses), so the same weights always
+    give the same bytes (and the same DVC hash)."""
     import json
     import zipfile
+
+    ids: dict[int, int] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {
+                k: ids.setdefault(v, len(ids) + 1) if k == "shared_object_id" else renumber(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list):
+            return [renumber(v) for v in node]
+        return node
 
     with zipfile.ZipFile(path) as archive:
         entries = [(info.filename, archive.read(info)) for info in archive.infolist()]
@@ -154,5 +167,7 @@ def _without_timestamps(path: Path) -> None:
                 meta = json.loads(data)
                 meta["date_saved"] = "1980-01-01@00:00:00"
                 data = json.dumps(meta, sort_keys=True).encode()
+            elif name == "config.json":
+                data = json.dumps(renumber(json.loads(data))).encode()
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     tmp.replace(path)
