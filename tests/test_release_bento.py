@@ -80,7 +80,9 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
     needed = {
         "__init__.py",
         "errors.py",
+        "files.py",
         "paths.py",
+        "records.py",
         "contract.py",
         "model_io.py",
         "custom/__init__.py",

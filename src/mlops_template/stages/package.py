@@ -149,23 +149,24 @@ def export_bentomodel(tag: str, target: Path = BENTOMODEL_FILE) -> Path:
     return export_atomically(target, lambda path: bentoml.models.export_model(tag, path))
 
 
-def package() -> dict[str, Any]:
+def package() -> Provenance:
+    """Store and export the accepted model; its record (with its tag) is returned."""
     verdict = GateVerdict.read(GATE_FILE)
     require_accepted(verdict)
     record = provenance_record(verdict)
     save_to_store(record.tag, record)
     export_bentomodel(record.tag)
-    return {"tag": record.tag, "file": str(BENTOMODEL_FILE), "family": record.model.family}
+    return record
 
 
 @click.command("package", help=__doc__)
 def package_command() -> int:
     try:
-        result = package()
+        record = package()
     except NotAccepted as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         print(f"fix: {exc.hint}", file=sys.stderr)
         return 1
     home = os.environ.get("BENTOML_HOME", "~/bentoml")
-    print(f"packaged {result['family']} model {result['tag']} -> {result['file']} (store: {home})")
+    print(f"packaged {record.model.family} model {record.tag} -> {BENTOMODEL_FILE} (store: {home})")
     return 0
