@@ -76,6 +76,26 @@ def test_run_cache_restores_a_seen_param_set(fork_repo: Path) -> None:
     assert "Stage 'train' is cached - skipping run" in restored.stdout
 
 
+def test_a_bad_param_stops_dvc_repro_before_any_output_is_deleted(fork_repo: Path) -> None:
+    outputs = [
+        p
+        for d in ("artifacts/model", "dvclive", "metrics")
+        for p in sorted((fork_repo / d).rglob("*"))
+        if p.is_file()
+    ]
+    before = {p: p.read_bytes() for p in outputs}
+    original = (fork_repo / "params.yaml").read_text()
+    set_params(fork_repo, {"train": {"sklearn": {"logreg": {"C": 2.0, "max_iters": 5}}}})
+    try:
+        failed = repro(fork_repo, check=False)
+    finally:
+        (fork_repo / "params.yaml").write_text(original)
+    assert failed.returncode != 0
+    assert "train.sklearn.logreg.max_iters: unknown key" in failed.stdout + failed.stderr
+    assert "Running stage 'train'" not in failed.stdout
+    assert {p: p.read_bytes() for p in outputs} == before
+
+
 def test_unmeetable_gate_blocks_packaging(tmp_path: Path) -> None:
     repo = make_fork(tmp_path)
     set_params(repo, {"gate": {"rules": {"accuracy": {"direction": "higher", "min": 1.01}}}})
