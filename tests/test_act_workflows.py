@@ -28,6 +28,7 @@ from project import SKLEARN_FAST, set_params
 pytestmark = pytest.mark.slow
 
 PR_NUMBER = 7
+FINAL_STEP = "Fail if the model is not accepted or the committed results are stale"
 
 
 @pytest.fixture(scope="module")
@@ -73,15 +74,15 @@ def report_of(run: ActRun) -> str:
 
 @pytest.fixture(scope="module")
 def tuned(work: Path, main_repo: Path, dvc_cache: Path) -> dict[str, Any]:
-    """(a): C 10 -> 2, reproduced locally and committed, as the README asks contributors."""
+    """(a): C 1 -> 2, reproduced locally and committed, as the README asks contributors."""
     repo, base = open_pr(main_repo, work / "pr-tuned", "tune-svc-c")
     shutil.copytree(main_repo / ".dvc" / "cache", repo / ".dvc" / "cache", dirs_exist_ok=True)
-    set_params(repo, {"train": {"sklearn": {"svc": {"C": 2.0}}}})
+    set_params(repo, {"train": {"sklearn": {"logreg": {"C": 2.0}}}})
     run_in(repo, ["uv", "sync", "--locked", "--no-dev", "--quiet"])
     run_in(repo, ["mlops", "data"])
     run_in(repo, ["dvc", "repro"])
     git(repo, "add", "-A")
-    git(repo, "commit", "-q", "-m", "Tune the SVC's C")
+    git(repo, "commit", "-q", "-m", "Tune the regularisation")
     run = run_pr(repo, base, work / "run-tuned", dvc_cache)
     return {"run": run, "head": git(repo, "rev-parse", "HEAD"), "base": base}
 
@@ -89,10 +90,10 @@ def tuned(work: Path, main_repo: Path, dvc_cache: Path) -> dict[str, Any]:
 def test_a_tuned_model_passes_with_params_and_metrics_diff(tuned: dict[str, Any]) -> None:
     run: ActRun = tuned["run"]
     assert run.returncode == 0, run.log[-5000:]
-    assert run.step_succeeded("Fail if the model is not accepted") is False  # skipped
+    assert run.step_succeeded(FINAL_STEP)  # accepted, and the committed results reproduced
     report = report_of(run)
     assert "**Accepted**" in report
-    assert "train.sklearn.svc.C" in report and "10" in report and "2" in report
+    assert "train.sklearn.logreg.C" in report and "1" in report and "2" in report
     assert "| log_loss |" in report  # the metrics table
     assert "`dvc.lock` is up to date" in report
     assert "Committed metrics reproduced in CI" in report
@@ -106,19 +107,37 @@ def test_a_tuned_model_passes_with_params_and_metrics_diff(tuned: dict[str, Any]
 def test_b_degraded_model_fails_the_check_after_uploading_the_report(
     work: Path, main_repo: Path, dvc_cache: Path
 ) -> None:
-    repo, base = open_pr(main_repo, work / "pr-degraded", "svc-gamma")
-    set_params(repo, {"train": {"sklearn": {"svc": {"gamma": 0.1}}}})
-    git(repo, "commit", "-q", "-am", "Try a larger gamma (no dvc repro)")
+    repo, base = open_pr(main_repo, work / "pr-degraded", "strong-regularisation")
+    set_params(repo, {"train": {"sklearn": {"logreg": {"C": 0.001}}}})
+    git(repo, "commit", "-q", "-am", "Try a much smaller C (no dvc repro)")
     run = run_pr(repo, base, work / "run-degraded", dvc_cache)
 
     assert run.returncode != 0
-    assert run.step_failed("Fail if the model is not accepted"), run.log[-5000:]
+    assert run.step_failed(FINAL_STEP), run.log[-5000:]
     assert run.step_succeeded("Upload the report")
     report = report_of(run)
     assert "Not accepted" in report
     assert "accuracy" in report and "is below the minimum 0.97" in report
     assert "`dvc.lock` is out of date" in report
     assert "::error title=Acceptance gate::accuracy" in run.log
+
+
+def test_b_stale_results_fail_the_check_even_when_the_model_is_accepted(
+    work: Path, main_repo: Path, dvc_cache: Path
+) -> None:
+    repo, base = open_pr(main_repo, work / "pr-stale", "untested-params")
+    set_params(repo, {"train": {"sklearn": {"logreg": {"C": 0.5}}}})
+    git(repo, "commit", "-q", "-am", "Change C, forget dvc repro")
+    run = run_pr(repo, base, work / "run-stale", dvc_cache)
+
+    assert run.returncode != 0
+    assert run.step_succeeded("Upload the report")
+    assert run.step_failed(FINAL_STEP), run.log[-5000:]
+    report = report_of(run)
+    assert "**Accepted**" in report
+    assert "train: params changed" in report and "This check fails the PR" in report
+    assert "::error title=Committed results are stale::dvc.lock out of date: train" in run.log
+    assert "commit dvc.lock with the metrics" in run.log
 
 
 def test_c_comment_workflow_posts_the_validated_report_with_cml(

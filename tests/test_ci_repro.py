@@ -6,9 +6,8 @@ whole command runs for real in tests/test_act_pr.py.
 
 from __future__ import annotations
 
-import pytest
-
 from mlops_template.ci.repro import compare_quality, lock_problems, stages_in_output
+from mlops_template.params import Tolerance
 
 LOCK = {
     "prepare": {"outs": [{"path": "artifacts/split"}]},
@@ -76,27 +75,62 @@ QUALITY = {"accuracy": 0.98, "log_loss": 0.08, "f1_per_class": {"0": 1.0}, "mode
 
 
 def test_identical_metrics_are_reproduced() -> None:
-    assert compare_quality(QUALITY, dict(QUALITY), 0.005) == (True, 0.0, [])
+    assert compare_quality(QUALITY, dict(QUALITY), {}) == (True, [], [])
 
 
-def test_delta_within_and_beyond_the_tolerance() -> None:
-    ok, delta, _ = compare_quality(QUALITY, {**QUALITY, "accuracy": 0.984}, 0.005)
-    assert ok is True and delta == pytest.approx(0.004)
-    ok, delta, notes = compare_quality(QUALITY, {**QUALITY, "f1_per_class": {"0": 0.9}}, 0.005)
-    assert ok is False and delta == pytest.approx(0.1)
-    assert "f1_per_class.0 committed 1.0 vs. CI 0.9" in notes[0]
+def test_without_a_tolerance_every_metric_must_match_exactly() -> None:
+    ok, mismatches, _ = compare_quality(QUALITY, {**QUALITY, "model_size_bytes": 11}, {})
+    assert ok is False
+    assert [(m.metric, m.committed, m.reproduced, m.allowed) for m in mismatches] == [
+        ("model_size_bytes", 10, 11, "exact")
+    ]
+    assert mismatches[0].describe() == (
+        "model_size_bytes: committed 10, CI computed 11 (allowed: exact)"
+    )
+
+
+def test_an_absolute_tolerance_allows_up_to_its_bound() -> None:
+    rule = {"accuracy": Tolerance(abs=0.004)}
+    at_bound = compare_quality(QUALITY, {**QUALITY, "accuracy": 0.984}, rule)
+    assert at_bound[0] is True
+    past = compare_quality(QUALITY, {**QUALITY, "accuracy": 0.98401}, rule)
+    assert past[0] is False and past[1][0].allowed == "|Δ| ≤ 0.004"
+    below = compare_quality(QUALITY, {**QUALITY, "accuracy": 0.976}, rule)  # either direction
+    assert below[0] is True
+
+
+def test_a_relative_tolerance_scales_with_the_committed_value() -> None:
+    rule = {"log_loss": Tolerance(rel=0.25)}  # 0.08 * 0.25 = 0.02
+    assert compare_quality(QUALITY, {**QUALITY, "log_loss": 0.1}, rule)[0] is True
+    assert compare_quality(QUALITY, {**QUALITY, "log_loss": 0.1001}, rule)[0] is False
+    zero = {**QUALITY, "log_loss": 0}
+    assert compare_quality(zero, {**zero, "log_loss": 1e-9}, rule)[0] is False  # 0 allows 0
+
+
+def test_every_metric_not_reproduced_is_named() -> None:
+    changed = {**QUALITY, "accuracy": 0.97, "f1_per_class": {"0": 0.9}}
+    ok, mismatches, _ = compare_quality(QUALITY, changed, {"log_loss": Tolerance(abs=1)})
+    assert ok is False
+    assert [m.metric for m in mismatches] == ["accuracy", "f1_per_class.0"]
 
 
 def test_a_metric_on_one_side_only_is_not_reproduced() -> None:
-    ok, _, notes = compare_quality(
-        QUALITY, {k: v for k, v in QUALITY.items() if k != "log_loss"}, 1
+    ok, mismatches, _ = compare_quality(
+        QUALITY, {k: v for k, v in QUALITY.items() if k != "log_loss"}, {}
     )
     assert ok is False
-    assert notes == ["metrics present on one side only: log_loss"]
+    assert [(m.metric, m.committed, m.reproduced) for m in mismatches] == [("log_loss", 0.08, None)]
+
+
+def test_a_tolerance_for_an_unknown_metric_is_noted() -> None:
+    ok, _, notes = compare_quality(QUALITY, dict(QUALITY), {"acuracy": Tolerance(abs=0.1)})
+    assert ok is True
+    assert notes == ["ci.tolerances names 'acuracy', which is not a quality metric"]
 
 
 def test_nan_is_never_reproduced_and_no_baseline_is_null() -> None:
-    ok, delta, _ = compare_quality(QUALITY, {**QUALITY, "log_loss": float("nan")}, 1.0)
-    assert (ok, delta) == (False, None)
-    assert compare_quality(None, QUALITY, 0.005)[0] is None
-    assert compare_quality(QUALITY, None, 0.005)[0] is False
+    nan = {**QUALITY, "log_loss": float("nan")}
+    assert compare_quality(QUALITY, nan, {"log_loss": Tolerance(abs=1.0)})[0] is False
+    assert compare_quality(nan, nan, {})[0] is False
+    assert compare_quality(None, QUALITY, {})[0] is None
+    assert compare_quality(QUALITY, None, {})[0] is False

@@ -15,7 +15,7 @@ from mlops_template.cli import main
 from mlops_template.records import ReproRecord
 from mlops_template.release.verify import reproduction_problems
 
-REPRODUCED = {"lock_up_to_date": True, "metrics_reproduced": True, "tolerance": 0.005, "notes": []}
+REPRODUCED = {"lock_up_to_date": True, "metrics_reproduced": True, "notes": []}
 
 
 @pytest.mark.parametrize(

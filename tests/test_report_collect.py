@@ -82,7 +82,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     _write(
         root,
         "build/ci/repro.json",
-        json.dumps({"data_source": "cache", "lock_up_to_date": True, "tolerance": 0.005}),
+        json.dumps({"data_source": "cache", "lock_up_to_date": True, "on_stale": "warn"}),
     )
     return root
 

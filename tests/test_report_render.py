@@ -193,8 +193,6 @@ REPRO_OK = {
     "data_source": "cache",
     "lock_up_to_date": True,
     "metrics_reproduced": True,
-    "max_abs_delta": 0.0,
-    "tolerance": 0.005,
     "notes": [],
 }
 
@@ -248,7 +246,6 @@ def missing_baseline_inputs() -> ReportInputs:
                 **REPRO_OK,
                 "data_source": "bootstrap",
                 "metrics_reproduced": None,
-                "max_abs_delta": None,
                 "notes": ["first run: no committed metrics yet"],
             }
         ),
@@ -298,9 +295,17 @@ def failing_gate_inputs() -> ReportInputs:
             {
                 **REPRO_OK,
                 "lock_up_to_date": False,
+                "stale": ["train: params changed (train in params.yaml)"],
                 "metrics_reproduced": False,
-                "max_abs_delta": 0.0123,
-                "notes": ["dvc.lock: stage train changed"],
+                "mismatches": [
+                    {"metric": "accuracy", "committed": 0.9911, "reproduced": 0.9788},
+                    {
+                        "metric": "log_loss",
+                        "committed": 0.05,
+                        "reproduced": 0.0623,
+                        "allowed": "|Δ| ≤ 0.001",
+                    },
+                ],
             }
         ),
     )

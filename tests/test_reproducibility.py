@@ -51,7 +51,7 @@ def trained(base: Path, where: Path, machine: dict[str, str], one_core: bool) ->
     project = shutil.copytree(base, where)
     for stage in ("train", "evaluate"):
         mlops(project, stage, machine=machine, one_core=one_core)
-    files = sorted((project / "artifacts/model").iterdir()) + [project / "metrics/quality.json"]
+    files = [*sorted((project / "artifacts/model").iterdir()), project / "metrics/quality.json"]
     return {f.name: hashlib.md5(f.read_bytes()).hexdigest() for f in files}
 
 

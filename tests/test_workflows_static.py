@@ -147,7 +147,9 @@ def test_pr_workflow_is_read_only_and_secret_free() -> None:
     upload = next(s for s in model if str(s.get("uses", "")).startswith("actions/upload-"))
     fail = model[-1]
     assert model.index(upload) < len(model) - 1, "the report is uploaded before the job fails"
-    assert fail["run"].startswith("mlops ci verdict") and "accepted != 'true'" in fail["if"]
+    assert fail["run"].startswith("mlops ci verdict")
+    assert "--repro build/ci/repro.json" in fail["run"], "stale committed results fail the PR"
+    assert "if" not in fail, "the last step always judges (the gate and the reproducibility)"
 
 
 def test_comment_workflow_never_checks_out_pr_code() -> None:

@@ -7,6 +7,7 @@ validating `train.<name>`); every other section is declared here.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,8 +147,34 @@ class GateParams(Strict):
         return rules
 
 
+class Tolerance(Strict):
+    """How far CI's recomputation of one metric may be from the committed value."""
+
+    abs: float | None = Field(default=None, ge=0)
+    rel: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Tolerance:
+        if self.abs is None and self.rel is None:
+            raise ValueError("give `abs` or `rel` (or both)")
+        return self
+
+    def allows(self, committed: float, reproduced: float) -> bool:
+        """Exact decimal arithmetic on the numbers as written, so equality at a bound passes."""
+        gap = abs(Decimal(repr(reproduced)) - Decimal(repr(committed)))
+        return (self.abs is not None and gap <= Decimal(repr(self.abs))) or (
+            self.rel is not None and gap <= Decimal(repr(self.rel)) * abs(Decimal(repr(committed)))
+        )
+
+    def describe(self) -> str:
+        parts = [f"|Δ| ≤ {self.abs:g}" if self.abs is not None else ""]
+        parts.append(f"|Δ| ≤ {self.rel:g} of the committed value" if self.rel is not None else "")
+        return " or ".join(p for p in parts if p)
+
+
 class CiParams(Strict):
-    metrics_tolerance: float = Field(ge=0)
+    on_stale: Literal["fail", "warn"] = "fail"
+    tolerances: dict[str, Tolerance] = Field(default_factory=dict)
 
 
 class Params(Strict):

@@ -14,7 +14,7 @@ newer writer's extra fields do not break an older reader.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, ValidationError
 
@@ -131,6 +131,27 @@ class GateVerdict(Record):
 # --------------------------------------------------------------------------- reproducibility
 
 
+STALE_FIX = (
+    "Run `make run` (or `dvc repro`) and commit dvc.lock with the metrics, plots and reports "
+    "it changes"
+)
+
+
+class MetricMismatch(Record):
+    """A committed quality metric that CI computed differently."""
+
+    metric: str
+    committed: Any = None
+    reproduced: Any = None
+    allowed: str = "exact"
+
+    def describe(self) -> str:
+        return (
+            f"{self.metric}: committed {self.committed}, CI computed {self.reproduced} "
+            f"(allowed: {self.allowed})"
+        )
+
+
 class ReproRecord(Record):
     """build/ci/repro.json: what reproducing the pipeline in CI found."""
 
@@ -139,10 +160,21 @@ class ReproRecord(Record):
 
     data_source: str = "unknown"  # cache, remote, example, present
     lock_up_to_date: StrictBool
+    stale: list[str] = Field(default_factory=list)  # why dvc.lock does not match the checkout
     metrics_reproduced: bool | None = None  # None: nothing committed to compare with
-    max_abs_delta: float | None = None
-    tolerance: float | None = None
+    mismatches: list[MetricMismatch] = Field(default_factory=list)
+    on_stale: Literal["fail", "warn"] = "fail"
     notes: list[str] = Field(default_factory=list)
+
+    def stale_problems(self) -> list[str]:
+        """Why the committed results are not what this commit produces (empty: they are)."""
+        problems = [f"dvc.lock out of date: {p}" for p in self.stale]
+        if not self.lock_up_to_date and not self.stale:
+            problems.append("dvc.lock out of date")
+        problems += [m.describe() for m in self.mismatches]
+        if self.metrics_reproduced is False and not self.mismatches:
+            problems.append("the committed metrics/quality.json was not reproduced")
+        return problems
 
 
 # --------------------------------------------------------------------------- provenance

@@ -6,11 +6,12 @@ Three questions for the PR report, answered in one file:
   whether any stage's command, params or source files (deps no other stage produces) differ from
   the lock, or whether a committed output differs from it. Missing outputs are not staleness:
   they only mean this runner has not got them yet;
-- whether CI reproduced the committed metrics/quality.json within params.yaml
-  `ci.metrics_tolerance`. Serving latency is a measurement, never compared. When `dvc repro`
-  had no reason to re-run the stage that writes the quality metrics (its inputs match dvc.lock,
-  outputs restored from the cache), that stage alone is re-run on the cached model (seconds, no
-  training), so the answer is always a real recomputation; null only without committed metrics.
+- whether CI reproduced the committed metrics/quality.json: every metric exactly, or within its
+  declared tolerance (params.yaml `ci.tolerances`). Serving latency is a measurement, never
+  compared. When `dvc repro` had no reason to re-run the stage that writes the quality metrics
+  (its inputs match dvc.lock, outputs restored from the cache), that stage alone is re-run on the
+  cached model (seconds, no training), so the answer is always a real recomputation; null only
+  without committed metrics.
 
 The repro action reproduces up to `evaluate` by default (the CLI: the whole pipeline): the gate
 then runs as its own step against the PR's base branch, so a rejected model cannot stop the job
@@ -20,7 +21,6 @@ before the report is built, and packaging is left to accepted models (main, rele
 from __future__ import annotations
 
 import json
-import math
 import re
 import subprocess
 import sys
@@ -35,9 +35,9 @@ from mlops_template.ci import gha
 from mlops_template.errors import UserError
 from mlops_template.files import parse_json, read_json, write_json
 from mlops_template.metrics_io import flatten, is_finite_number
-from mlops_template.params import load_params
+from mlops_template.params import Tolerance, load_params
 from mlops_template.paths import DVC_LOCK, PARAMS_FILE, QUALITY, REPRO_FILE
-from mlops_template.records import ReproRecord
+from mlops_template.records import STALE_FIX, MetricMismatch, ReproRecord
 from mlops_template.stages.data import ensure_data
 
 LOCK_FILE = DVC_LOCK
@@ -144,45 +144,49 @@ def quality_stage(lock: Mapping[str, Any] | None) -> str | None:
 
 
 def compare_quality(
-    committed: Mapping[str, Any] | None, reproduced: Mapping[str, Any] | None, tolerance: float
-) -> tuple[bool | None, float | None, list[str]]:
-    """(reproduced?, max |delta|, notes) for the committed vs. the CI quality metrics.
+    committed: Mapping[str, Any] | None,
+    reproduced: Mapping[str, Any] | None,
+    tolerances: Mapping[str, Tolerance],
+) -> tuple[bool | None, list[MetricMismatch], list[str]]:
+    """(reproduced?, the metrics that differ, notes) for the committed vs. CI's quality metrics.
 
-    Every numeric leaf counts; a metric present on one side only, or not a finite number on
-    either, means not reproduced.
+    Every numeric leaf must be equal, or within its declared tolerance (params.yaml
+    `ci.tolerances`); a metric present on one side only, or not a finite number, differs.
     """
     if committed is None:
-        return None, None, [f"no committed {QUALITY_FILE} to compare with (first run?)"]
+        return None, [], [f"no committed {QUALITY_FILE} to compare with (first run?)"]
     if reproduced is None:
-        return False, None, [f"the pipeline wrote no {QUALITY_FILE}"]
+        return False, [], [f"the pipeline wrote no {QUALITY_FILE}"]
     old = {k: v for k, v in flatten(committed).items() if _is_number(v)}
     new = {k: v for k, v in flatten(reproduced).items() if _is_number(v)}
-    notes = []
-    one_sided = sorted(set(old) ^ set(new))
-    if one_sided:
-        notes.append(f"metrics present on one side only: {', '.join(one_sided[:MAX_LISTED])}")
-    worst_name, worst = None, 0.0
-    for name in sorted(set(old) & set(new)):
-        a, b = old[name], new[name]
-        if not (is_finite_number(a) and is_finite_number(b)):
-            delta = 0.0 if str(a) == str(b) else math.inf
-        else:
-            delta = abs(float(a) - float(b))
-        if delta > worst or worst_name is None:
-            worst_name, worst = name, delta
-    if worst_name is None:
-        return False, None, [*notes, f"no numeric metrics in common in {QUALITY_FILE}"]
-    # Tolerance is absolute; 1e-12 absorbs float noise in the subtraction itself.
-    ok = not one_sided and worst <= tolerance + 1e-12
-    if not math.isfinite(worst):
-        notes.append(f"{worst_name}: committed {old[worst_name]} vs. CI {new[worst_name]}")
-        return False, None, notes
-    if not ok and worst > tolerance:
-        notes.append(
-            f"largest difference: {worst_name} committed {old[worst_name]} vs. CI "
-            f"{new[worst_name]} (|delta| {worst:.6g} > tolerance {tolerance:g})"
+    notes = [
+        f"ci.tolerances names {name!r}, which is not a quality metric"
+        for name in sorted(set(tolerances) - set(old) - set(new))
+    ]
+    mismatches = []
+    for name in sorted(set(old) | set(new)):
+        a, b = old.get(name), new.get(name)
+        rule = tolerances.get(name)
+        if a == b and (a is None or is_finite_number(a)):
+            continue
+        if (
+            rule is not None
+            and is_finite_number(a)
+            and is_finite_number(b)
+            and rule.allows(float(a), float(b))  # type: ignore[arg-type]
+        ):
+            continue
+        mismatches.append(
+            MetricMismatch(
+                metric=name,
+                committed=a,
+                reproduced=b,
+                allowed=rule.describe() if rule is not None else "exact",
+            )
         )
-    return ok, worst, notes
+    if not old and not new:
+        return False, [], [*notes, f"no numeric metrics in {QUALITY_FILE}"]
+    return not mismatches, mismatches, notes
 
 
 def _is_number(value: Any) -> bool:
@@ -190,7 +194,7 @@ def _is_number(value: Any) -> bool:
 
 
 def summarize_problems(problems: Sequence[str]) -> list[str]:
-    listed = [f"dvc.lock out of date: {p}" for p in problems[:MAX_LISTED]]
+    listed = list(problems[:MAX_LISTED])
     if len(problems) > MAX_LISTED:
         listed.append(f"... and {len(problems) - MAX_LISTED} more out-of-date entries")
     return listed
@@ -269,7 +273,7 @@ def reproduce(
     `verify=False` skips re-running the metrics stage when `dvc repro` did not (then the
     comparison is null unless that stage ran anyway).
     """
-    tolerance = float(load_params(params_path).ci.metrics_tolerance)
+    ci = load_params(params_path).ci
     notes: list[str] = []
     source = ensure_data()
     print(f"data: {source}")
@@ -284,7 +288,6 @@ def reproduce(
 
     lock = read_lock()
     problems = lock_problems(dvc_status(), lock)
-    notes += summarize_problems(problems)
     committed = _read_quality()
 
     status, output = run_streaming(["dvc", "repro", *targets])
@@ -299,7 +302,7 @@ def reproduce(
         notes.append("nothing re-ran: every stage matched dvc.lock (outputs from the DVC cache)")
 
     reproduced: bool | None = None
-    delta: float | None = None
+    mismatches: list[MetricMismatch] = []
     writer = quality_stage(read_lock()) or quality_stage(lock)
     if status == 0 and writer and writer not in ran and verify and committed is not None:
         status, _ = run_streaming(["dvc", "repro", "--force", "--single-item", writer])
@@ -312,14 +315,15 @@ def reproduce(
             )
             ran.append(writer)
     if status == 0 and writer in ran:
-        reproduced, delta, more = compare_quality(committed, _read_quality(), tolerance)
+        reproduced, mismatches, more = compare_quality(committed, _read_quality(), ci.tolerances)
         notes += more
     result = ReproRecord(
         data_source=source,
         lock_up_to_date=not problems,
+        stale=summarize_problems(problems),
         metrics_reproduced=reproduced,
-        max_abs_delta=delta,
-        tolerance=tolerance,
+        mismatches=mismatches,
+        on_stale=ci.on_stale,
         notes=notes,
     )
     write_json(out, result.to_json())
@@ -342,20 +346,9 @@ def reproduce(
 @gha.annotated("mlops ci repro")
 def repro(targets: tuple[str, ...], params: Path, out: Path, no_verify: bool) -> int:
     status, result = reproduce(targets, params, out, verify=not no_verify)
-    if not result.lock_up_to_date:
-        gha.annotate(
-            "warning",
-            "dvc.lock does not match the code, params or data: run `dvc repro` and commit "
-            "dvc.lock with the outputs it changes",
-            title="dvc.lock out of date",
-        )
-    if result.metrics_reproduced is False:
-        gha.annotate(
-            "warning",
-            f"CI did not reproduce the committed {QUALITY_FILE} within "
-            f"{result.tolerance:g}: commit the metrics your `dvc repro` produced",
-            title="Metrics not reproduced",
-        )
+    level = "error" if result.on_stale == "fail" else "warning"
+    for problem in result.stale_problems():
+        gha.annotate(level, f"{problem}. {STALE_FIX}", title="Committed results are stale")
     outputs = {
         "data-source": result.data_source,
         "lock-up-to-date": json.dumps(result.lock_up_to_date),

@@ -15,7 +15,7 @@ import click
 from mlops_template.ci import gha
 from mlops_template.cli import baseline_option, out_option, params_option
 from mlops_template.paths import GATE_FILE
-from mlops_template.records import GateVerdict
+from mlops_template.records import STALE_FIX, GateVerdict, ReproRecord
 
 TITLE = "Acceptance gate"
 
@@ -50,12 +50,37 @@ def gate(baseline: str, params: Path, out: Path, no_fail: bool) -> int:
     return report_rejection(verdict.record())
 
 
-@click.command("verdict", help="Fail (exit 1) with the reasons when the verdict is a rejection.")
-@click.option("--file", type=click.Path(path_type=Path), default=GATE_FILE, show_default=True)
-@gha.annotated("mlops ci verdict")
-def verdict(file: Path) -> int:
-    recorded = GateVerdict.read(file)
-    if recorded.accepted:
-        print(f"model accepted: {recorded.summary}")
+def report_stale(record: ReproRecord) -> int:
+    """Error annotations for committed results CI did not reproduce; 1 when params.yaml
+    `ci.on_stale` is `fail` (the default), 0 when it is `warn`."""
+    problems = record.stale_problems()
+    if not problems:
         return 0
-    return report_rejection(recorded)
+    level = "error" if record.on_stale == "fail" else "warning"
+    for problem in problems:
+        gha.annotate(level, f"{problem}. {STALE_FIX}", title="Committed results are stale")
+    return 1 if record.on_stale == "fail" else 0
+
+
+@click.command(
+    "verdict",
+    help="Fail (exit 1) with the reasons when the verdict is a rejection, or when CI did not "
+    "reproduce the committed results (--repro; params.yaml ci.on_stale: fail).",
+)
+@click.option("--file", type=click.Path(path_type=Path), default=GATE_FILE, show_default=True)
+@click.option(
+    "--repro",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="also check the reproducibility record `mlops ci repro` wrote",
+)
+@gha.annotated("mlops ci verdict")
+def verdict(file: Path, repro: Path | None) -> int:
+    recorded = GateVerdict.read(file)
+    stale = report_stale(ReproRecord.read(repro)) if repro is not None else 0
+    if not recorded.accepted:
+        return report_rejection(recorded)
+    print(f"model accepted: {recorded.summary}")
+    if stale:
+        return stale
+    return 0

@@ -3,7 +3,7 @@
 reproduced  reads the record `mlops ci repro` wrote (build/ci/repro.json) and fails unless CI
             reproduced the pipeline: the committed dvc.lock was up to date and nothing
             contradicted the committed metrics, or CI recomputed the committed
-            metrics/quality.json within params.yaml ci.metrics_tolerance. Metrics that CI
+            metrics/quality.json (exactly, or within params.yaml ci.tolerances). Metrics that CI
             computed differently always fail: the release would ship numbers nobody can get.
 gate        runs the acceptance gate (params.yaml gate.rules) on the metrics CI computed, against
             the metrics committed at the previous release's tag (`--baseline TAG`); the first
@@ -30,7 +30,8 @@ def reproduction_problems(record: ReproRecord) -> list[str]:
         return []
     if record.metrics_reproduced is False:
         return [
-            f"CI did not reproduce the committed metrics/quality.json within {record.tolerance}",
+            "CI did not reproduce the committed metrics/quality.json",
+            *(m.describe() for m in record.mismatches),
             *record.notes,
         ]
     if record.lock_up_to_date:
@@ -42,7 +43,7 @@ def reproduction_problems(record: ReproRecord) -> list[str]:
     "reproduced",
     help="Fail unless CI reproduced the pipeline: dvc.lock up to date and nothing contradicting "
     "the committed metrics, or the committed metrics/quality.json recomputed within "
-    "params.yaml ci.metrics_tolerance.",
+    "params.yaml ci.tolerances.",
 )
 @click.option("--file", type=click.Path(path_type=Path), default=REPRO_FILE, show_default=True)
 def reproduced(file: Path) -> int:

@@ -829,28 +829,37 @@ def _section_repro(repro: ReproRecord | None) -> list[str]:
         return [*out, "_Not checked (`build/ci/repro.json` is missing)._"]
     source = repro.data_source
     items = [f"- Data: {_DATA_SOURCES.get(source, 'unknown source')} ({md_escape(source)})"]
+    mark = "❌" if repro.on_stale == "fail" else "⚠️"
     if repro.lock_up_to_date:
         items.append("- ✅ `dvc.lock` is up to date with the code, params and data")
     else:
         items.append(
-            "- ⚠️ `dvc.lock` is out of date: run `dvc repro` and commit `dvc.lock` "
+            f"- {mark} `dvc.lock` is out of date: run `dvc repro` and commit `dvc.lock` "
             "and the metrics it changes"
         )
+        items += [f"  - {md_escape(problem, limit=300)}" for problem in repro.stale]
     reproduced = repro.metrics_reproduced
-    tolerance = _fmt_short(repro.tolerance)
-    delta = repro.max_abs_delta
-    delta_text = _fmt_value(delta) if delta is not None else "—"
     if reproduced is True:
-        items.append(
-            f"- ✅ Committed metrics reproduced in CI (max |Δ| {delta_text} ≤ {tolerance})"
-        )
+        items.append("- ✅ Committed metrics reproduced in CI (every metric as declared)")
     elif reproduced is False:
         items.append(
-            f"- ❌ Committed metrics not reproduced in CI (max |Δ| {delta_text} > {tolerance}): "
-            "commit the metrics your `dvc repro` produced"
+            f"- {mark} Committed metrics not reproduced in CI: commit the metrics your "
+            "`dvc repro` produced"
         )
+        items += [
+            f"  - `{md_escape(m.metric, limit=80)}`: committed "
+            f"{md_escape(str(m.committed), limit=40)}, CI {md_escape(str(m.reproduced), limit=40)}"
+            f" (allowed: {md_escape(m.allowed, limit=80)})"
+            for m in repro.mismatches
+        ]
     else:
         items.append("- ⏭️ Committed metrics were not compared (nothing to compare against)")
+    if repro.stale_problems():
+        items.append(
+            "- This check fails the PR (params.yaml `ci.on_stale: fail`)"
+            if repro.on_stale == "fail"
+            else "- Reported only (params.yaml `ci.on_stale: warn`)"
+        )
     items += [f"- {md_escape(note, limit=300)}" for note in repro.notes]
     return out + items
 
