@@ -35,7 +35,7 @@ env-all: uv  ## every model family's extra: what the tests need
 
 run: env
 	$(UV) run mlops data
-	$(UV) run dvc repro || { $(UV) run mlops summary; exit 1; }
+	$(UV) run dvc repro || { $(UV) run mlops summary --after-failure; exit 1; }
 	$(UV) run mlops summary
 
 serve: env  ## the packaged model of this checkout, on 127.0.0.1:3000

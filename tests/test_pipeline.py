@@ -106,7 +106,34 @@ def test_unmeetable_gate_blocks_packaging(tmp_path: Path) -> None:
     assert verdict["accepted"] is False
     assert any("accuracy" in reason and "1.01" in reason for reason in verdict["reasons"])
     assert "accuracy" in failed.stdout + failed.stderr
+    assert "failed to reproduce 'package'" in failed.stderr  # the gate recorded its verdict
     assert not (repo / "artifacts/bento/model.bentomodel").exists()
+    lock = (repo / "dvc.lock").read_text()
+    assert "  gate:" in lock and "  package:" not in lock
+    again = repro(repo, check=False)  # nothing changed: only the refused stage runs again
+    assert "Running stage 'gate'" not in again.stdout
+    assert "Running stage 'train'" not in again.stdout
+    summary = run(["mlops", "summary", "--after-failure"], repo).stdout
+    assert "not up to date: package" in summary
+    assert "gate: NOT ACCEPTED" in summary
+    assert "packaged model none for this model" in summary
+
+
+def test_the_summary_after_a_failure_shows_no_old_verdict(fork_repo: Path) -> None:
+    """An earlier run's ACCEPTED verdict and packaged model are not this run's."""
+    family = fork_repo / "src/mlops_template/custom/families/sklearn.py"
+    original = family.read_text()
+    family.write_text(original + "\n\nFamily.estimator = lambda self: 1 / 0  # a bug\n")
+    try:
+        failed = repro(fork_repo, check=False)
+        summary = run(["mlops", "summary", "--after-failure"], fork_repo).stdout
+    finally:
+        family.write_text(original)
+        run(["dvc", "checkout", "--force"], fork_repo, check=False)
+    assert failed.returncode != 0
+    assert "not up to date:" in summary and "train" in summary
+    assert "no metrics for the current model" in summary
+    assert "ACCEPTED" not in summary and "packaged model artifacts" not in summary
 
 
 def test_corrupt_data_stops_at_validate(tmp_path: Path) -> None:

@@ -218,8 +218,10 @@ def has_remote() -> bool:
     return listed.returncode == 0 and bool(listed.stdout.strip())
 
 
-def dvc_status() -> dict[str, Any]:
-    done = _dvc("status", "--json")
+def dvc_status(targets: Sequence[str] = ()) -> dict[str, Any]:
+    """`dvc status` of the targets and their upstream stages (everything without targets): a
+    stage downstream of what CI reproduces (the gate, packaging) is judged elsewhere."""
+    done = _dvc("status", "--json", *(["--with-deps", *targets] if targets else []))
     if done.returncode != 0:
         detail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise UserError(f"`dvc status` failed: {detail[0]}", "check dvc.yaml (`dvc status -v`)")
@@ -287,7 +289,7 @@ def reproduce(
     _dvc("checkout")  # best effort: restore cached outputs so unchanged stages do not re-run
 
     lock = read_lock()
-    problems = lock_problems(dvc_status(), lock)
+    problems = lock_problems(dvc_status(targets), lock)
     committed = _read_quality()
 
     status, output = run_streaming(["dvc", "repro", *targets])

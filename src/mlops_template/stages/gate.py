@@ -40,15 +40,26 @@ DEFAULT_REV = "HEAD"
 )
 @click.option("--no-baseline", is_flag=True, help="check value bounds only (min, max)")
 @out_option()
+@click.option(
+    "--record-only",
+    is_flag=True,
+    help="exit 0 when not accepted: the verdict is recorded (the pipeline's gate stage, so "
+    "dvc.lock records it; the package stage then refuses a rejected model)",
+)
 def gate(
-    params: Path, baseline: str | None, baseline_file: Path | None, no_baseline: bool, out: Path
+    params: Path,
+    baseline: str | None,
+    baseline_file: Path | None,
+    no_baseline: bool,
+    out: Path,
+    record_only: bool,
 ) -> int:
     if sum((baseline is not None, baseline_file is not None, no_baseline)) > 1:
         raise click.UsageError("use one of --baseline, --baseline-file and --no-baseline")
     if baseline_file is None and not no_baseline:
         baseline = DEFAULT_REV if baseline is None else baseline
     verdict = gate_and_show(params, baseline, baseline_file, out)
-    return 0 if verdict.accepted else 1
+    return 0 if verdict.accepted or record_only else 1
 
 
 def gate_and_show(
