@@ -35,6 +35,7 @@ from act_harness import (
 from project import SKLEARN_FAST, set_params
 
 from mlops_template import paths
+from mlops_template.release.verify import model_hash
 from mlops_template.serving import store
 
 pytestmark = pytest.mark.slow
@@ -131,6 +132,12 @@ def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
     assert f"`{data_md5}`" in card
     assert f"`{first['sha']}`" in card  # the release commit
     assert "No previous release to compare with." in card
+    # Exactly the recorded model: retrained to the same bytes, and the card's lineage is the
+    # tagged commit's dvc.lock.
+    assert "the model is the one HEAD's dvc.lock records" in run.log
+    committed = (main_repo / "dvc.lock").read_text()
+    model_md5 = model_hash(committed)
+    assert model_md5 and f"`{model_md5}`" in card
     verdict = yaml.safe_load((assets / "gate-verdict.json").read_text())
     assert verdict["accepted"] is True and verdict["baseline"]["source"] is None
 

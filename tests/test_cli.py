@@ -44,7 +44,7 @@ def test_the_listing_names_every_command_without_importing_it() -> None:
 def test_exit_status_of_mistakes_and_ctrl_c(monkeypatch, capsys, raised, status) -> None:
     from mlops_template.stages import summary
 
-    def fail() -> None:
+    def fail(stale: object = None) -> None:
         raise raised
 
     monkeypatch.setattr(summary, "summary_lines", fail)

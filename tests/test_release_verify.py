@@ -13,7 +13,7 @@ import yaml
 
 from mlops_template.cli import main
 from mlops_template.records import ReproRecord
-from mlops_template.release.verify import reproduction_problems
+from mlops_template.release.verify import model_hash, recorded_model_problem, reproduction_problems
 
 REPRODUCED = {"lock_up_to_date": True, "metrics_reproduced": True, "notes": []}
 
@@ -141,3 +141,52 @@ def test_the_first_release_gets_the_value_bounds_only(
     assert main(["release", "gate"]) == 1
     assert "accuracy 0.85 is below the minimum 0.9" in capsys.readouterr().out
     assert verdict(repo)["reasons"] == ["accuracy 0.85 is below the minimum 0.9"]
+
+
+LOCK = """schema: '2.0'
+stages:
+  train:
+    cmd: mlops train
+    outs:
+    - path: artifacts/model
+      hash: md5
+      md5: {md5}.dir
+"""
+
+
+def test_the_recorded_model_is_found_by_its_path() -> None:
+    assert model_hash(LOCK.format(md5="abc")) == "abc.dir"
+    assert model_hash(None) is None and model_hash("stages: {}") is None
+
+
+def test_the_same_model_hash_is_the_recorded_model() -> None:
+    assert recorded_model_problem(LOCK.format(md5="abc"), LOCK.format(md5="abc")) is None
+
+
+def test_a_retrained_model_with_other_bytes_is_refused() -> None:
+    problem = recorded_model_problem(LOCK.format(md5="abc"), LOCK.format(md5="abd"))
+    assert problem is not None
+    assert "(abd.dir) is not the model the tagged commit's dvc.lock records (abc.dir)" in problem
+
+
+def test_a_commit_without_a_recorded_model_is_refused() -> None:
+    assert "records no artifacts/model" in (
+        recorded_model_problem(None, LOCK.format(md5="a")) or ""
+    )
+
+
+def test_the_recorded_command_names_the_fix(tmp_path, monkeypatch, capsys) -> None:
+    import subprocess
+
+    from mlops_template.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    subprocess.run(["git", "init", "-q"], check=True)
+    (tmp_path / "dvc.lock").write_text(LOCK.format(md5="abc"))
+    subprocess.run(["git", "add", "dvc.lock"], check=True)
+    subprocess.run(["git", "commit", "-qm", "lock"], check=True)
+    assert main(["release", "recorded"]) == 0
+    (tmp_path / "dvc.lock").write_text(LOCK.format(md5="other"))
+    assert main(["release", "recorded"]) == 1
+    err = capsys.readouterr()
+    assert "configure a DVC remote" in err.out + err.err

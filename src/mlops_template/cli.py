@@ -73,6 +73,10 @@ RELEASE_COMMANDS: Commands = {
         "mlops_template.release.verify:gate",
         "gate the model against the previous release (value bounds only for the first)",
     ),
+    "recorded": (
+        "mlops_template.release.verify:recorded",
+        "fail unless the model here is exactly the one the tagged commit's dvc.lock records",
+    ),
     "build": (
         "mlops_template.release.cli:build",
         "build and export the bento of the packaged model",

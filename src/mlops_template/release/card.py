@@ -256,10 +256,23 @@ def write_card(
     packaged = store.read_bentomodel(bentomodel)
     release_verdict = GateVerdict.read(verdict) if verdict else None
     previous, source = load_previous(previous_metrics, previous_rev)
-    lock = yaml.safe_load(paths.DVC_LOCK.read_text()) if paths.DVC_LOCK.exists() else None
+    # The lineage is the tagged commit's (`mlops release recorded` checked the model matches it).
+    committed = metrics_io.git_show("HEAD", str(paths.DVC_LOCK)) if _in_git() else None
+    if committed is None and paths.DVC_LOCK.exists():
+        committed = paths.DVC_LOCK.read_text()
+    lock = yaml.safe_load(committed) if committed else None
     summary = DataSummary.read(paths.DATA_REPORT) if paths.DATA_REPORT.exists() else None
     write_text_atomic(
         out,
         render_card(packaged, version, previous, source, lock, summary, verdict=release_verdict),
     )
     return out
+
+
+def _in_git() -> bool:
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", "HEAD"], capture_output=True, text=True
+    )
+    return done.returncode == 0

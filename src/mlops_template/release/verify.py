@@ -20,7 +20,7 @@ import click
 
 from mlops_template.ci import gha
 from mlops_template.cli import baseline_option, out_option, params_option
-from mlops_template.paths import RELEASE_VERDICT, REPRO_FILE
+from mlops_template.paths import DVC_LOCK, MODEL_DIR, RELEASE_VERDICT, REPRO_FILE
 from mlops_template.records import ReproRecord
 
 
@@ -65,6 +65,61 @@ def reproduced(file: Path) -> int:
         "no release: run `dvc repro` on main, commit dvc.lock and the metrics it writes, "
         "and tag that commit",
         title="Not reproducible",
+    )
+    return 1
+
+
+def model_hash(lock_text: str | None) -> str | None:
+    """The hash dvc.lock records for the trained model (artifacts/model), or None."""
+    import yaml
+
+    if not lock_text:
+        return None
+    stages = (yaml.safe_load(lock_text) or {}).get("stages") or {}
+    for stage in stages.values():
+        for out in (stage or {}).get("outs") or []:
+            if str(out.get("path", "")).rstrip("/") == str(MODEL_DIR):
+                return str(out.get("md5"))
+    return None
+
+
+def recorded_model_problem(committed_lock: str | None, workspace_lock: str | None) -> str | None:
+    """Why the model this run holds is not the one the tagged commit records (None: it is)."""
+    committed, here = model_hash(committed_lock), model_hash(workspace_lock)
+    if committed is None:
+        return f"the tagged commit's dvc.lock records no {MODEL_DIR} (run `dvc repro`, commit)"
+    if here != committed:
+        return (
+            f"this run's {MODEL_DIR} ({here}) is not the model the tagged commit's dvc.lock "
+            f"records ({committed}): training here did not give the same bytes, so the release "
+            "would ship a model nobody reviewed"
+        )
+    return None
+
+
+@click.command(
+    "recorded",
+    help="Fail unless the trained model here has exactly the hash the tagged commit's dvc.lock "
+    "records (pulled from the DVC remote, or retrained to the same bytes).",
+)
+@click.option("--rev", default="HEAD", show_default=True, help="the tagged commit")
+def recorded(rev: str) -> int:
+    from mlops_template.metrics_io import git_show
+
+    with gha.annotated("mlops release recorded"):
+        committed = git_show(rev, str(DVC_LOCK))
+    workspace = DVC_LOCK.read_text() if DVC_LOCK.exists() else None
+    problem = recorded_model_problem(committed, workspace)
+    if problem is None:
+        print(f"the model is the one {rev}'s dvc.lock records ({model_hash(committed)})")
+        return 0
+    gha.annotate("error", problem, title="Not the recorded model")
+    gha.annotate(
+        "error",
+        "no release: configure a DVC remote (README: 'DVC remote with OIDC') and push the "
+        "model from main (`dvc push`), so the release pulls exactly those bytes; or commit "
+        "dvc.lock from a machine whose training gives the same bytes (x86-64 with AVX2)",
+        title="Not the recorded model",
     )
     return 1
 
