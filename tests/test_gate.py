@@ -249,6 +249,26 @@ BOUND_CASES = [
         "score got worse by 50% (1) against the baseline -2; allowed 50%",
     ),
     (
+        # Without the baseline's magnitude the ratio's sign flips: -1 / -2 would read as +50%
+        # "improvement" and pass. A worsening against a negative baseline must fail.
+        "max_relative_regression-negative-baseline-worsening-fails",
+        "score",
+        {"direction": "higher", "max_relative_regression": 0.1},
+        -3,
+        -2,
+        False,
+        "score got worse by 50% (1) against the baseline -2; allowed 10%",
+    ),
+    (
+        "max_relative_regression-negative-baseline-improvement-passes",
+        "score",
+        {"direction": "higher", "max_relative_regression": 0},
+        -1,
+        -2,
+        True,
+        "score improved by 50% (1) against the baseline -2; no regression allowed",
+    ),
+    (
         "max_relative_regression-barely-over-shows-enough-digits",
         "log_loss",
         {"direction": "lower", "max_relative_regression": 0.5},

@@ -190,3 +190,45 @@ def test_the_recorded_command_names_the_fix(tmp_path, monkeypatch, capsys) -> No
     assert main(["release", "recorded"]) == 1
     err = capsys.readouterr()
     assert "configure a DVC remote" in err.out + err.err
+
+
+# ------------------------------------------------------------ the smoke test's comparison
+
+
+def smoke_compare(labels, proba, expected):
+    import numpy as np
+
+    from mlops_template.release.smoke import SmokeReport, compare_answers
+
+    report = SmokeReport("b:1", "http://127.0.0.1:1")
+    compare_answers(report, labels, proba, np.asarray(expected), ["ant", "bee"])
+    return report
+
+
+def test_smoke_passes_when_labels_and_probabilities_agree() -> None:
+    report = smoke_compare(["ant", "bee"], [[0.9, 0.1], [0.2, 0.8]], [[0.9, 0.1], [0.2, 0.8]])
+    assert report.passed and report.label_mismatches == 0
+
+
+def test_smoke_fails_when_labels_disagree_though_probabilities_agree() -> None:
+    report = smoke_compare(["ant", "ant"], [[0.9, 0.1], [0.2, 0.8]], [[0.9, 0.1], [0.2, 0.8]])
+    assert not report.passed and report.label_mismatches == 1
+    assert report.max_proba_diff == 0.0
+    assert report.problems == [
+        "1 of 2 served labels differ from the offline model (first rows: [1])"
+    ]
+
+
+def test_smoke_probability_tolerance_boundary() -> None:
+    from mlops_template.release.smoke import PROBA_TOLERANCE
+
+    expected = [[0.5, 0.5]]
+    at = smoke_compare(["ant"], [[0.5 + PROBA_TOLERANCE, 0.5]], expected)
+    assert at.passed
+    past = smoke_compare(["ant"], [[0.5 + 2 * PROBA_TOLERANCE, 0.5]], expected)
+    assert not past.passed and "probabilities differ" in past.problems[0]
+
+
+def test_smoke_fails_when_answers_are_missing() -> None:
+    report = smoke_compare(["ant"], [[0.9, 0.1]], [[0.9, 0.1], [0.2, 0.8]])
+    assert report.problems == ["2 instances sent, 1 answers received"]

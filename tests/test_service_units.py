@@ -466,6 +466,18 @@ def test_a_declared_oversized_body_gets_413_without_being_read():
     assert "larger than the limit of 10 bytes" in json.loads(body)["error"]
 
 
+@pytest.mark.parametrize(("size", "status"), [(10, 200), (11, 413), (0, 200)])
+def test_a_declared_body_at_the_limit_passes_and_one_byte_over_gets_413(size, status):
+    headers = {"content-type": "application/json", "content-length": str(size)}
+    assert call_middleware(10, headers, [b"x" * size])[0] == status
+
+
+@pytest.mark.parametrize(("size", "status"), [(10, 200), (11, 413)])
+def test_a_streamed_body_at_the_limit_passes_and_one_byte_over_gets_413(size, status):
+    chunks = [b"x" * (size - 3), b"x" * 3]  # no Content-Length: counted as it streams in
+    assert call_middleware(10, {"content-type": "application/json"}, chunks)[0] == status
+
+
 def test_a_streamed_body_is_cut_off_once_it_passes_the_limit():
     status, _, seen = call_middleware(10, {}, [b"x" * 6, b"x" * 6, b"x" * 100])
     assert status == 413 and seen is None

@@ -241,17 +241,29 @@ def check_predictions(url: str, model_dir: Path, test_csv: Path, report: SmokeRe
         labels += [a["label"] for a in answer]
         proba += [[a["probabilities"][n] for n in names] for a in answer]
     report.rows = len(payload)
-    if len(labels) != len(payload):
-        report.problems.append(f"{len(payload)} instances sent, {len(labels)} answers received")
+    compare_answers(report, labels, proba, expected, list(model.classes))
+
+
+def compare_answers(
+    report: SmokeReport,
+    labels: list[Any],
+    proba: list[list[float]],
+    expected: np.ndarray,
+    classes: list[Any],
+) -> None:
+    """Served answers vs. the offline model: every label equal AND every probability within
+    PROBA_TOLERANCE (either alone can hide a broken service)."""
+    if len(labels) != len(expected):
+        report.problems.append(f"{len(expected)} instances sent, {len(labels)} answers received")
         return
-    offline = [str(model.classes[i]) for i in expected.argmax(axis=1)]
+    offline = [str(classes[i]) for i in expected.argmax(axis=1)]
     served = [str(label) for label in labels]  # JSON may carry an integer class as a number
     mismatched = [i for i, (a, b) in enumerate(zip(served, offline, strict=True)) if a != b]
     report.label_mismatches = len(mismatched)
     report.max_proba_diff = float(np.max(np.abs(np.asarray(proba) - expected))) if proba else 0.0
     if mismatched:
         report.problems.append(
-            f"{len(mismatched)} of {len(payload)} served labels differ from the offline model "
+            f"{len(mismatched)} of {len(expected)} served labels differ from the offline model "
             f"(first rows: {mismatched[:10]})"
         )
     if report.max_proba_diff > PROBA_TOLERANCE:
