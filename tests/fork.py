@@ -76,7 +76,6 @@ GATE_RULES: dict[str, Any] = {
     "f1_macro": {"direction": "higher", "min": 0.9, "max_regression": 0.02},
     "log_loss": {"direction": "lower", "max": 0.6, "max_relative_regression": 0.5},
     "model_size_bytes": {"direction": "lower", "max": 5_000_000},
-    "latency.single_p95_ms": {"direction": "lower", "max": 250},
 }
 
 TINY_PARAMS = {"temperature": 1.0}

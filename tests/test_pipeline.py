@@ -76,6 +76,31 @@ def test_run_cache_restores_a_seen_param_set(fork_repo: Path) -> None:
     assert "Stage 'train' is cached - skipping run" in restored.stdout
 
 
+def test_the_default_verdict_does_not_change_under_a_cpu_hog(fork_repo: Path) -> None:
+    """Latency is measured (and slower under load), but no default rule reads it."""
+    import subprocess
+    import sys
+
+    def evaluate_and_gate() -> tuple[bytes, dict]:
+        run(["mlops", "evaluate"], fork_repo)
+        run(["mlops", "gate", "--no-baseline", "--out", "build/verdict.json"], fork_repo)
+        serving = json.loads((fork_repo / "metrics/serving.json").read_text())
+        return (fork_repo / "build/verdict.json").read_bytes(), serving
+
+    idle, _ = evaluate_and_gate()
+    hog = "import time\nend = time.time() + 120\nwhile time.time() < end: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(4)]  # 2 per core
+    try:
+        loaded, _ = evaluate_and_gate()
+    finally:
+        for process in hogs:
+            process.kill()
+            process.wait()
+    assert loaded == idle
+    assert json.loads(idle)["accepted"] is True
+    run(["dvc", "checkout", "--force"], fork_repo, check=False)
+
+
 def test_a_bad_param_stops_dvc_repro_before_any_output_is_deleted(fork_repo: Path) -> None:
     outputs = [
         p
