@@ -41,8 +41,8 @@ run: env
 serve: env  ## the packaged model of this checkout, on 127.0.0.1:3000
 	BENTOML_HOME=$(CURDIR)/.bentoml $(UV) run bentoml serve --host 127.0.0.1 --port 3000
 
-test: env-all
-	$(UV) run pytest
+test: env-all  ## two workers, one test file each at a time (tests/conftest.py)
+	$(UV) run pytest -n 2 --dist loadgroup
 
 lint: env-all
 	$(UV) run ruff check .
