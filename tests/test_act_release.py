@@ -32,13 +32,16 @@ from act_harness import (
     run_workflow,
     template_repo,
 )
-from project import SKLEARN_FAST, set_params
+from project import EXAMPLE_ONLY, SKLEARN_FAST, holds_bundled_example, set_params
 
 from mlops_template import paths
 from mlops_template.release.verify import model_hash
 from mlops_template.serving import store
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not holds_bundled_example(), reason=EXAMPLE_ONLY),
+]
 
 RELEASE_STUBS = {
     "actions/attest": STUB_ACTIONS / "attest",

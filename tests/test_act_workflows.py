@@ -23,9 +23,12 @@ from typing import Any
 
 import pytest
 from act_harness import ActRun, clone, event_payload, git, run_in, run_workflow, template_repo
-from project import SKLEARN_FAST, set_params
+from project import EXAMPLE_ONLY, SKLEARN_FAST, holds_bundled_example, set_params
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not holds_bundled_example(), reason=EXAMPLE_ONLY),
+]
 
 PR_NUMBER = 7
 FINAL_STEP = "Fail if the model is not accepted or the committed results are stale"

@@ -153,3 +153,13 @@ def test_the_keras_mlp_reaches_095_with_params_only_edits(tmp_path: Path) -> Non
     assert quality["accuracy"] >= 0.95
     assert json.loads((repo / "reports/gate.json").read_text())["accepted"] is True
     assert (repo / "artifacts/bento/model.bentomodel").stat().st_size > 0
+
+
+def test_a_fork_with_its_own_data_skips_the_act_tests(tmp_path: Path) -> None:
+    from project import holds_bundled_example
+
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    (tmp_path / "data.dvc").write_text(
+        "outs:\n- md5: 0123456789abcdef0123456789abcdef.dir\n  path: data\n"
+    )
+    assert holds_bundled_example(tmp_path) is False

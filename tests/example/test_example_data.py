@@ -73,3 +73,9 @@ def test_a_pixel_out_of_range_is_named(example: Path, capsys) -> None:
     df.to_csv(example / CSV, index=False)
     assert main(["validate"]) == 2
     assert "column 'pixel_2_3' breaks rule 'max 16': row 9: 99" in capsys.readouterr().err
+
+
+def test_the_template_holds_the_bundled_example_so_the_act_tests_run() -> None:
+    from project import holds_bundled_example
+
+    assert holds_bundled_example() is True
