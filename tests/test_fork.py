@@ -35,8 +35,11 @@ LIBRARY_IMPORT = re.compile(r"^\s*(from sklearn[.\w]* import |import sklearn)")
 
 
 def kept_files() -> list[Path]:
+    """Every module but the forker's own (custom/): the listed ones and whatever is added."""
     files = [p for d in KEPT_PACKAGES for p in sorted((SRC / d).rglob("*.py"))]
-    return files + [SRC / name for name in KEPT_MODULES]
+    named = [SRC / name for name in KEPT_MODULES]
+    rest = sorted(p for p in SRC.glob("*.py") if p not in named)
+    return files + named + rest
 
 
 def docstring_lines(tree: ast.Module) -> set[int]:

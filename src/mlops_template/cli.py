@@ -224,7 +224,7 @@ def _quiet_telemetry() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run `mlops ARGV...` and return its exit status (the console script exits with it)."""
     _quiet_telemetry()
-    determinism.apply()  # before any command imports numpy or TensorFlow
+    determinism.apply()  # before any command imports numpy or a model library
     try:
         result = mlops.main(
             args=list(argv) if argv is not None else None,
