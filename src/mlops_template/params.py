@@ -177,6 +177,46 @@ class CiParams(Strict):
     tolerances: dict[str, Tolerance] = Field(default_factory=dict)
 
 
+class WindowParams(Strict):
+    """Which logged predictions `mlops monitor drift` compares with the training split."""
+
+    last: int = Field(default=2000, ge=1)  # at most this many of the newest records
+    hours: float | None = Field(default=24.0, gt=0)  # only records this recent (None: any age)
+    min_records: int = Field(default=100, ge=1)  # fewer is an error: too few to test
+
+
+class PersistenceParams(Strict):
+    """Retraining is proposed when `k` of the last `n` windows drifted, not on one noisy one."""
+
+    k: int = Field(default=3, ge=1)
+    n: int = Field(default=5, ge=1)
+
+    @model_validator(mode="after")
+    def _k_within_n(self) -> PersistenceParams:
+        if self.k > self.n:
+            raise ValueError(f"k ({self.k}) cannot exceed n ({self.n})")
+        return self
+
+
+class AlertParams(Strict):
+    """Thresholds of the Prometheus alerts (`mlops monitor rules` writes them as series)."""
+
+    error_ratio: float = Field(default=0.05, gt=0, le=1)  # 5xx share of /predict answers, 5 min
+    latency_p99_seconds: float = Field(default=1.0, gt=0)  # p99 of /predict over 5 min
+    class_shift: float = Field(default=0.2, gt=0, le=1)  # total variation vs the priors, 1 h
+    confidence_drop: float = Field(default=0.1, gt=0, le=1)  # mean 1 h vs the previous 7 days
+    min_predictions: int = Field(default=200, ge=1)  # per hour, before mix/confidence alerts
+
+
+class MonitorParams(Strict):
+    """Drift check (`mlops monitor drift`, monitor.yml) and alert thresholds."""
+
+    window: WindowParams = Field(default_factory=WindowParams)
+    drift_share: float = Field(default=0.5, gt=0, le=1)  # share of drifted feature columns
+    persistence: PersistenceParams = Field(default_factory=PersistenceParams)
+    alerts: AlertParams = Field(default_factory=AlertParams)
+
+
 class Params(Strict):
     project: ProjectParams
     data: DataParams
@@ -186,6 +226,7 @@ class Params(Strict):
     evaluate: EvaluateParams
     gate: GateParams
     ci: CiParams
+    monitor: MonitorParams = Field(default_factory=MonitorParams)
 
 
 def _describe(error: dict[str, Any]) -> str:
