@@ -37,6 +37,8 @@ run: env
 	$(UV) run mlops data
 	$(UV) run dvc repro || { $(UV) run mlops summary --after-failure; exit 1; }
 	$(UV) run mlops summary
+	@echo "== the change bounds, against the last commit's model =="
+	$(UV) run mlops gate --baseline HEAD --out build/gate-vs-head.json
 
 serve: env  ## the packaged model of this checkout, on 127.0.0.1:3000
 	BENTOML_HOME=$(CURDIR)/.bentoml $(UV) run bentoml serve --host 127.0.0.1 --port 3000

@@ -67,6 +67,29 @@ def test_second_repro_is_a_noop(fork_repo: Path) -> None:
     assert run(["dvc", "status", "-q"], fork_repo, check=False).returncode == 0
 
 
+def test_the_recorded_verdict_rests_on_no_git_revision(fork_repo: Path) -> None:
+    """A commit whose metrics are far better (a baseline the model fails) changes nothing DVC
+    recorded; the fresh comparison that `make run` makes against HEAD sees it."""
+    quality = fork_repo / "metrics/quality.json"
+    verdict = (fork_repo / "reports/gate.json").read_bytes()
+    ours = quality.read_bytes()
+    better = {**json.loads(ours), "accuracy": 1.0, "f1_macro": 1.0, "log_loss": 0.0}
+    quality.write_text(json.dumps(better))
+    run(["git", "add", "-f", "metrics/quality.json", "reports/task.json"], fork_repo)
+    run(["git", "commit", "-q", "-m", "a better model"], fork_repo)
+    quality.write_bytes(ours)
+    try:
+        again = repro(fork_repo)
+        fresh = run(["mlops", "gate", "--out", "build/vs-head.json"], fork_repo, check=False)
+    finally:
+        run(["git", "reset", "-q", "HEAD~1"], fork_repo)  # the work tree keeps our files
+    assert "Data and pipelines are up to date." in again.stdout
+    assert (fork_repo / "reports/gate.json").read_bytes() == verdict
+    assert fresh.returncode == 1
+    assert "NOT ACCEPTED  (baseline: git:HEAD)" in fresh.stdout
+    assert "log_loss" in fresh.stdout
+
+
 def test_run_cache_restores_a_seen_param_set(fork_repo: Path) -> None:
     set_params(fork_repo, {"train": {"sklearn": {"logreg": {"C": 0.5}}}})
     changed = repro(fork_repo, "train")
@@ -140,7 +163,7 @@ def test_unmeetable_gate_blocks_packaging(tmp_path: Path) -> None:
     assert "Running stage 'train'" not in again.stdout
     summary = run(["mlops", "summary", "--after-failure"], repo).stdout
     assert "not up to date: package" in summary
-    assert "gate: NOT ACCEPTED" in summary
+    assert "gate (value bounds): NOT ACCEPTED" in summary
     assert "packaged model none for this model" in summary
 
 

@@ -3,7 +3,8 @@
 Standard library only: it runs as `python3 src/mlops_template/envspec.py` before `uv sync`.
 A model family's packages are the uv extra named after it (pyproject.toml), so a family that
 needs none (or a heavy one that is not chosen) downloads nothing. Prints `uv sync` flags;
-`--all` prints the extras of every family (what the test suite needs).
+`--all` prints the extras of every family and of the operating tools (what the test suite
+needs).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES_DIR = Path(__file__).resolve().parent / "custom" / "families"
+# Extras of the operating tools, not of a model family: the tests install them too.
+TOOL_EXTRAS = ("monitor", "ray")
 
 
 def family(params_text: str) -> str:
@@ -42,7 +45,7 @@ def extras(pyproject: Path = ROOT / "pyproject.toml") -> set[str]:
 def sync_flags(params_path: Path = Path("params.yaml"), all_families: bool = False) -> str:
     known = family_names()
     if all_families:
-        names = known
+        names = [*known, *TOOL_EXTRAS]
     else:
         name = family(params_path.read_text())
         if name not in known:

@@ -3,7 +3,9 @@
 - `DataSummary`: reports/data.json, written by `mlops validate`;
 - `GateVerdict`: reports/gate.json (and the release's dist/gate-verdict.json), `mlops gate`;
 - `ReproRecord`: build/ci/repro.json, `mlops ci repro`;
-- `Provenance`: provenance.json inside the packaged model, `mlops package`.
+- `Provenance`: provenance.json inside the packaged model, `mlops package`;
+- `PredictionRecord`: one line of the service's prediction log (JSON lines), read by
+  `mlops monitor`.
 
 Each has one reader (`read` for a file, `parse` for JSON from elsewhere, such as a git
 revision) that turns a missing, broken or invalid record into one UserError with its fix, so
@@ -214,6 +216,9 @@ class Provenance(Record):
     project: ProjectRecord
     model: ModelRecord
     git_commit: str
+    # True: the work tree had uncommitted changes to tracked files when the model was packaged,
+    # so `git_commit` does not name the code that built it; None: not recorded (no git).
+    dirty: bool | None = None
     data: DataRef
     params: dict[str, Any]
     metrics: dict[str, Any]
@@ -230,3 +235,56 @@ class PackagedModel(Record):
     tag: str
     labels: dict[str, str] = Field(default_factory=dict)
     provenance: Provenance
+
+
+class PredictionRecord(Record):
+    """One sampled prediction as the service logs it and the drift monitor reads it.
+
+    `features` maps each input column to the value the client sent (after validation);
+    `model` is the served model's tag (`<project>-model:<version>`).
+    """
+
+    WHAT: ClassVar[str] = "prediction log line"
+    FIX: ClassVar[str] = "delete the corrupt log file; the service writes a new one"
+
+    time: str  # UTC, ISO 8601 with a Z suffix
+    model: str
+    features: dict[str, Any]
+    prediction: int | str
+    confidence: float = Field(ge=0.0, le=1.0)
+
+
+# --------------------------------------------------------------------------- PR report data
+
+
+Curve = list[tuple[float, float]]  # [(step, value)], NaN/inf allowed (the report flags them)
+
+
+class ReportData(Record):
+    """build/ci/report.json: everything the PR report shows, as data, not markdown.
+
+    The PR job writes it (`mlops report`); the comment job renders it with the default branch's
+    renderer (`mlops_template.report.render`), so a PR, from a fork too, controls values only,
+    never the markdown around them. `*_diff`: `dvc metrics|params diff --json --all` output,
+    {file: {name: {"old": x, "new": y, "diff": d}}}; curves {"train/loss": [(step, v)]};
+    f1 {class: f1}; confusion_pr [(actual, predicted)].
+    """
+
+    WHAT: ClassVar[str] = "PR report data"
+    FIX: ClassVar[str] = "write it with `mlops report` (the report action) in the PR workflow"
+
+    metrics_diff: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    params_diff: dict[str, dict[str, dict[str, Any]]] = Field(default_factory=dict)
+    gate: GateVerdict | None = None
+    data_base: DataSummary | None = None
+    data_pr: DataSummary | None = None
+    curves_base: dict[str, Curve] = Field(default_factory=dict)
+    curves_pr: dict[str, Curve] = Field(default_factory=dict)
+    f1_base: dict[str, float] = Field(default_factory=dict)
+    f1_pr: dict[str, float] = Field(default_factory=dict)
+    confusion_pr: list[tuple[str, str]] = Field(default_factory=list)
+    repro: ReproRecord | None = None
+    base_ref: str = ""
+    base_sha: str = ""
+    head_ref: str = ""
+    head_sha: str = ""

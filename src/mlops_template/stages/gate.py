@@ -2,7 +2,9 @@
 
 The baseline is the metrics committed at a git revision, named the same way everywhere:
 `--baseline REV` (here default HEAD, i.e. the model this change replaces; `mlops ci gate` gets
-the PR's base, `mlops release gate` the previous release's tag; an empty REV means none). Here it
+the PR's base, `mlops release gate` the previous release's tag; an empty REV means none). The
+pipeline's gate stage uses `--no-baseline`: DVC cannot see a git revision, so a recorded verdict
+must not rest on one; `make run` checks the change bounds against HEAD after `dvc repro`. Here it
 can also be a metrics JSON file (`--baseline-file`), or none (`--no-baseline`). The verdict goes
 to reports/gate.json for the PR report and the release, and the exit status fails the job:
 0 accepted, 1 not accepted, 2 a mistake to fix (see `mlops_template.errors`).

@@ -53,7 +53,8 @@ def summary_lines(stale: set[str] | None = None) -> list[str]:
     elif VERDICT.exists():
         verdict = GateVerdict.read(VERDICT)
         lines.append(
-            f"gate: {'ACCEPTED' if verdict.accepted else 'NOT ACCEPTED'} - {verdict.summary}"
+            f"gate (value bounds): {'ACCEPTED' if verdict.accepted else 'NOT ACCEPTED'}"
+            f" - {verdict.summary}"
         )
         lines += [f"  - {reason}" for reason in verdict.reasons]
     else:
