@@ -249,6 +249,7 @@ def run_workflow(
     env: Mapping[str, str] | None = None,
     token: str | None = FAKE_TOKEN,
     stubs: Mapping[str, Path] | None = None,
+    secrets: Mapping[str, str] | None = None,
     timeout: float = 900,
 ) -> ActRun:
     """Run .github/workflows/<workflow> of `repo` (as checked out) with act for `event`.
@@ -259,7 +260,8 @@ def run_workflow(
     (`repos/acme/digits/pulls/7`) to the JSON `gh api` answers. `stubs` adds stand-in
     folders for more remote actions (owner/repo -> folder with an action.yml), e.g. for a
     release workflow's docker or release actions. `variables` are repository variables
-    (`vars.X`), `env` extra environment for the run, `token` the job's GITHUB_TOKEN.
+    (`vars.X`), `secrets` more secrets (`secrets.X`), `env` extra environment for the run,
+    `token` the job's GITHUB_TOKEN.
     """
     stub_dir = work / "stubs"
     stub_dir.mkdir(parents=True)
@@ -301,6 +303,8 @@ def run_workflow(
         cmd += ["-j", job]
     if token:
         cmd += ["-s", f"GITHUB_TOKEN={token}"]
+    for name, value in (secrets or {}).items():
+        cmd += ["-s", f"{name}={value}"]
     for name, value in (variables or {}).items():
         cmd += ["--var", f"{name}={value}"]
     run_env = clean_env(

@@ -93,6 +93,25 @@ RELEASE_COMMANDS: Commands = {
     ),
 }
 
+DEPLOY_COMMANDS: Commands = {
+    "run": (
+        "mlops_template.deploy.run:run",
+        "deploy the version a GTO stage tag assigns (verify, render, apply, smoke-test)",
+    ),
+    "revert": (
+        "mlops_template.deploy.run:revert",
+        "after a failed deploy: re-assign and re-deploy the stage's previous version",
+    ),
+    "render": (
+        "mlops_template.deploy.manifests:render_command",
+        "render the Kubernetes manifests of a release for a stage",
+    ),
+    "kubeconfig": (
+        "mlops_template.deploy.run:kubeconfig",
+        "cluster credentials of the job's environment (secret or OIDC) as KUBECONFIG",
+    ),
+}
+
 COMMANDS: Commands = {
     "data": (
         "mlops_template.stages.data:data",
@@ -122,6 +141,14 @@ COMMANDS: Commands = {
     "summary": (
         "mlops_template.stages.summary:summary",
         "print the key metrics, gate verdict and outputs",
+    ),
+    "registry": (
+        "mlops_template.deploy.registry:registry",
+        "which release is in which stage (GTO tags)",
+    ),
+    "rollback": (
+        "mlops_template.deploy.registry:rollback",
+        "assign the previous prod version (or --to VERSION) again, as a GTO tag",
     ),
     "report": (
         "mlops_template.report.cli:report",
@@ -189,6 +216,14 @@ mlops.add_command(
         lazy=RELEASE_COMMANDS,
         help="The steps the release workflow runs on a version tag.",
         short_help="build, smoke-test and document the release bento",
+    )
+)
+mlops.add_command(
+    LazyGroup(
+        "deploy",
+        lazy=DEPLOY_COMMANDS,
+        help="The steps the deploy workflow runs on a GTO stage tag.",
+        short_help="deploy a release to Kubernetes, smoke-test it, roll back on failure",
     )
 )
 

@@ -32,3 +32,6 @@ CI_DIR = Path("build/ci")  # CI's own files (the OIDC token file outside Actions
 REPRO_FILE = CI_DIR / "repro.json"  # CI: what reproducing the pipeline found
 REPORT_FILE = CI_DIR / "report.md"  # CI: the PR report (markdown)
 RELEASE_VERDICT = Path("dist/gate-verdict.json")  # release: the gate against the previous release
+DEPLOY_VALUES = Path("deploy/values.yaml")  # deploy: replicas, resources, host per stage
+DEPLOY_TEMPLATES = Path("deploy/templates")  # deploy: the Kubernetes manifest templates
+DEPLOY_DIR = Path("build/deploy")  # deploy: the rendered manifests and the downloaded release

@@ -261,6 +261,60 @@ def npm(argv: list[str]) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- deploy (deploy.yml)
+
+
+def gh_deploy(argv: list[str]) -> int:
+    """`gh release download TAG --dir D` copies $ACT_STUB_DIR/releases/TAG/ (seeded by the test or
+    made by `gh release create`); `gh attestation verify FILE|oci://IMAGE:TAG` succeeds for the
+    file hashes and images listed in $ACT_STUB_DIR/attested.json ({"files": [sha256, ...],
+    "images": {"IMAGE:TAG": "sha256:..."}}), answering an image as gh's JSON does."""
+    log("gh", argv=argv, token=bool(os.environ.get("GH_TOKEN")))
+    if argv[:2] == ["release", "download"]:
+        source = STUB_DIR / "releases" / argv[2]
+        if not source.is_dir():
+            print("release not found", file=sys.stderr)
+            return 1
+        dest = Path(_flag_values(argv, "--dir")[0])
+        dest.mkdir(parents=True, exist_ok=True)
+        for path in source.iterdir():
+            shutil.copy2(path, dest / path.name)
+        return 0
+    attested = STUB_DIR / "attested.json"
+    known = json.loads(attested.read_text()) if attested.is_file() else {}
+    subject = argv[2]
+    if subject.startswith("oci://"):
+        digest = (known.get("images") or {}).get(subject[len("oci://") :])
+        if digest is None:
+            print(f"Error: no attestations found for {subject}", file=sys.stderr)
+            return 1
+        name = subject[len("oci://") :].rsplit(":", 1)[0]
+        statement = {"subject": [{"name": name, "digest": {"sha256": digest.split(":", 1)[1]}}]}
+        print(json.dumps([{"verificationResult": {"statement": statement}}]))
+        return 0
+    if _sha256(Path(subject)) not in (known.get("files") or []):
+        print(f"Error: no attestations found for {subject}", file=sys.stderr)
+        return 1
+    print("Verification succeeded!")
+    return 0
+
+
+def kubectl(argv: list[str]) -> int:
+    """`kubectl apply -f DIR` records every manifest's text (the cluster that is not here);
+    `kubectl rollout status` succeeds."""
+    if argv[:1] == ["apply"]:
+        folder = Path(_flag_values(argv, "-f")[0])
+        files = {p.name: p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.yaml"))}
+        log("kubectl", argv=argv, files=files, kubeconfig=os.environ.get("KUBECONFIG"))
+        return 0
+    log("kubectl", argv=argv, kubeconfig=os.environ.get("KUBECONFIG"))
+    if argv[:2] == ["rollout", "status"]:
+        print(f"{argv[2]} successfully rolled out")
+        return 0
+    print(f"kubectl stub: unsupported command {argv}", file=sys.stderr)
+    return 1
+
+
 def main() -> int:
     kind, argv = sys.argv[1], sys.argv[2:]
     if kind in ("cache", "cache-restore"):
@@ -276,6 +330,10 @@ def main() -> int:
     }
     if kind in handlers:
         return handlers[kind]()
+    if kind == "gh" and argv[:2] in (["release", "download"], ["attestation", "verify"]):
+        return gh_deploy(argv)
+    if kind == "kubectl":
+        return kubectl(argv)
     return {"cml": cml, "gh": gh, "npm": npm, "docker": docker}[kind](argv)
 
 
