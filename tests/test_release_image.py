@@ -1,11 +1,11 @@
-"""`mlops release image`: the labels, the exact `bentoml containerize` command and the digest
-buildx reports. The full run (a real bento, containerized with the stand-in `docker`) is in
+"""`mlops release image`: the labels, the exact `bentoml containerize` command (loaded, never
+pushed by the build), the smoke test's judgement of the container and the digest the push
+reports. The full run (a real bento, containerized with the stand-in `docker`) is in
 tests/test_act_release.py."""
 
 from __future__ import annotations
 
 import io
-import json
 import sys
 import tarfile
 from pathlib import Path
@@ -19,8 +19,9 @@ from mlops_template.release.image import (
     check_reference,
     containerize_command,
     oci_labels,
+    pushed_digest,
     read_bento_info,
-    read_digest,
+    served_problems,
 )
 
 INFO = {
@@ -91,10 +92,10 @@ def test_image_references_are_checked() -> None:
         check_reference("ghcr.io/acme/wine", "wine@v1.2.0")
 
 
-def test_the_containerize_command_pushes_with_labels_and_a_metadata_file() -> None:
+def test_the_containerize_command_loads_with_labels_and_a_metadata_file() -> None:
     labels = {"org.opencontainers.image.version": "v1.2.0", "a.b": "x=y, z"}
     command = containerize_command(
-        "wine-service:v1.2.0", "ghcr.io/acme/wine:v1.2.0", labels, True, Path("/t/m.json")
+        "wine-service:v1.2.0", "ghcr.io/acme/wine:v1.2.0", labels, Path("/t/m.json")
     )
     assert command == [
         sys.executable,
@@ -111,24 +112,29 @@ def test_the_containerize_command_pushes_with_labels_and_a_metadata_file() -> No
         "--opt",
         "label=a.b=x=y, z",
         "--opt",
-        "push",
+        "load",
         "--opt",
         "metadata-file=/t/m.json",
     ]
-    local = containerize_command("b:1", "r/i:1", {}, False, Path("m.json"))
-    assert "load" in local and "push" not in local
+    assert "push" not in command  # the push comes after the smoke test
 
 
-def test_the_digest_comes_from_buildx_metadata(tmp_path: Path) -> None:
-    metadata = tmp_path / "metadata.json"
-    metadata.write_text(json.dumps({"containerimage.digest": DIGEST, "image.name": "x"}))
-    assert read_digest(metadata) == DIGEST
-    for text in ("{}", '{"containerimage.digest": "sha256:short"}', "[]", "not json"):
-        metadata.write_text(text)
-        with pytest.raises(UserError, match="buildx reported no image digest"):
-            read_digest(metadata)
-    with pytest.raises(UserError, match="buildx reported no image digest"):
-        read_digest(tmp_path / "absent.json")
+def test_the_digest_comes_from_the_push_output() -> None:
+    output = f"The push refers to repository [ghcr.io/acme/wine]\nv1.2.0: digest: {DIGEST} size: 9"
+    assert pushed_digest(output) == DIGEST
+    for text in ("", "v1.2.0: digest: sha256:short size: 9", f"v1.2.0: {DIGEST}"):
+        with pytest.raises(UserError, match="reported no digest"):
+            pushed_digest(text)
+
+
+def test_the_container_must_serve_the_bentos_model_accepted() -> None:
+    tag = "wine-model:abc123"
+    assert served_problems({"tag": tag, "gate": {"accepted": True}}, tag) == []
+    other = served_problems({"tag": "wine-model:old", "gate": {"accepted": True}}, tag)
+    assert other == [f"it serves model wine-model:old, the bento holds {tag}"]
+    rejected = served_problems({"tag": tag, "gate": {"accepted": False}}, tag)
+    assert rejected == ["its /metadata does not say the gate accepted the model"]
+    assert len(served_problems({}, tag)) == 2
 
 
 def test_the_cli_refuses_a_missing_bento(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -1,5 +1,6 @@
-"""release.yml read as a file: least privilege per job, no caches, one run per tag, and tag
-filters that agree with the tag parser. (tests/test_act_release.py runs it.)"""
+"""release.yml read as a file: least privilege per job, no caches, one run per tag, tag filters
+that agree with the tag parser, the on-main check before any project code, a reviewed `release`
+environment for everything that publishes. (tests/test_act_release.py runs it.)"""
 
 from __future__ import annotations
 
@@ -79,8 +80,8 @@ def test_each_job_gets_only_the_permissions_it_uses(workflow: dict[str, Any]) ->
         "id-token": "write",
         "attestations": "write",
     }
-    assert jobs["publish"]["needs"] == "build"
-    assert set(jobs["image"]["needs"]) == {"build", "publish"}  # no image without a release
+    assert jobs["image"]["needs"] == "build"
+    assert set(jobs["publish"]["needs"]) == {"build", "image"}  # the release comes last
     text = WORKFLOW.read_text()
     assert "secrets." not in text  # the job token only, through env/with
 
@@ -92,3 +93,55 @@ def test_no_cache_is_restored_and_one_run_per_tag(workflow: dict[str, Any]) -> N
     assert not any("actions/cache" in str(s.get("uses", "")) for s in steps)
     assert "${{ github.ref }}" in workflow["concurrency"]["group"]
     assert workflow["concurrency"]["cancel-in-progress"] is False
+
+
+def test_publishing_jobs_wait_for_the_release_environment(workflow: dict[str, Any]) -> None:
+    jobs = workflow["jobs"]
+    assert "environment" not in jobs["build"]  # building needs no approval, shipping does
+    for name in ("publish", "image"):
+        assert jobs[name]["environment"] == "release", name
+
+
+def test_the_on_main_check_is_plain_git_before_any_project_code(
+    workflow: dict[str, Any],
+) -> None:
+    steps = workflow["jobs"]["build"]["steps"]
+    assert steps[0]["uses"].startswith("actions/checkout@")
+    assert steps[0]["with"]["fetch-depth"] == 0
+    check = steps[1]
+    assert "uses" not in check
+    script = check["run"]
+    for project_code in ("mlops", "python", "uv ", "dvc ", "./", "make"):
+        assert project_code not in script, project_code
+    assert "git merge-base --is-ancestor" in script
+    assert "refs/tags/${GITHUB_REF_NAME}^{commit}" in script  # the tag names HEAD
+    assert steps[2]["uses"] == "./actions/setup"  # the tagged commit's own code starts here
+
+
+def test_a_version_is_checked_unpublished_before_building_and_before_pushing(
+    workflow: dict[str, Any],
+) -> None:
+    build = [s.get("run", "") for s in workflow["jobs"]["build"]["steps"]]
+    release_check = next(i for i, r in enumerate(build) if "unpublished --release" in r)
+    repro = next(
+        i
+        for i, s in enumerate(workflow["jobs"]["build"]["steps"])
+        if s.get("uses") == "./actions/repro"
+    )
+    assert release_check < repro  # fail before half an hour of training
+    image = [s.get("run", "") for s in workflow["jobs"]["image"]["steps"]]
+    image_check = next(i for i, r in enumerate(image) if "unpublished --image" in r)
+    push = next(i for i, r in enumerate(image) if "mlops release image" in r)
+    assert image_check < push and "--push" in image[push]
+
+
+def test_the_release_packages_afresh_and_verifies_pulled_objects(workflow: dict[str, Any]) -> None:
+    runs = [s.get("run", "") for s in workflow["jobs"]["build"]["steps"]]
+    assert "dvc repro --force --single-item package" in runs
+    verify = runs.index("mlops release verify-pulls")
+    repro = next(
+        i
+        for i, s in enumerate(workflow["jobs"]["build"]["steps"])
+        if s.get("uses") == "./actions/repro"
+    )
+    assert verify < repro

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -16,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 ACTIONS = sorted((ROOT / "actions").glob("*/action.yml"))
 STUB_ACTIONS = sorted((ROOT / "tests" / "act" / "actions").rglob("action.yml"))
-PINNED = ROOT.parent / "shared" / "reference" / "pinned-actions.md"
+PINNED = ROOT / ".github" / "pinned-actions.md"  # the vetted pins, kept in the repository
 BIN = Path(sys.executable).parent
 USES_LINE = re.compile(r"^\s*(?:-\s+)?uses:\s*(\S+)\s*(?:#\s*(\S+))?")
 
@@ -36,15 +38,23 @@ def steps(path: Path) -> list[dict[str, Any]]:
 
 
 def pins() -> dict[str, tuple[str, str]]:
-    """owner/repo -> (tag, sha) from the shared table of vetted pins."""
-    if not PINNED.exists():
-        pytest.skip(f"{PINNED} (the list of vetted action pins) is not beside this checkout")
+    """owner/repo -> (tag, sha) from the repository's table of vetted pins."""
     table = {}
     for line in PINNED.read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
         if len(cells) >= 3 and re.fullmatch(r"[0-9a-f]{40}", cells[2]):
             table[cells[0]] = (cells[1], cells[2])
     return table
+
+
+def test_the_pin_table_is_in_the_repository_and_well_formed() -> None:
+    table = pins()
+    assert "actions/checkout" in table and len(table) >= 5
+    rows = [line for line in PINNED.read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == len(table) + 1  # the header, then one row per action, none malformed
+    for repo, (tag, _) in table.items():
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+", repo), repo
+        assert re.fullmatch(r"v\d+(\.\d+)*", tag), f"{repo}: {tag}"
 
 
 def test_workflows_and_actions_exist() -> None:
@@ -93,7 +103,7 @@ def test_every_uses_is_local_or_a_vetted_sha_with_its_tag(path: Path) -> None:
             continue
         name, _, sha = uses.partition("@")
         repo = "/".join(name.split("/")[:2])
-        assert repo in table, f"{path.name}: {uses} is not in pinned-actions.md"
+        assert repo in table, f"{path.name}: {uses} is not in .github/pinned-actions.md"
         assert (tag, sha) == table[repo], f"{path.name}: {uses} # {tag} != {table[repo]}"
 
 
@@ -187,7 +197,7 @@ def test_every_command_the_yaml_runs_exists() -> None:
     files = [*ROOT.glob("actions/*/action.yml"), *(ROOT / ".github" / "workflows").glob("*.yml")]
     used = set()
     for path in files:
-        for match in re.finditer(r"\bmlops ([a-z]+)(?: ([a-z]+))?", path.read_text()):
+        for match in re.finditer(r"\bmlops ([a-z]+)(?: ([a-z][a-z-]*))?", path.read_text()):
             name, sub = match.groups()
             assert name in cli.COMMANDS or name in groups, f"{path}: mlops {name}"
             if name in groups:
@@ -199,3 +209,87 @@ def test_every_command_the_yaml_runs_exists() -> None:
             module, _, attribute = target.partition(":")
             command = getattr(importlib.import_module(module), attribute)
             assert isinstance(command, click.Command), target
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        ".env",
+        ".env.production",
+        "deploy.pem",
+        "tls.key",
+        "credentials.json",
+        "gcp-credentials.json",
+    ],
+)
+def test_secret_files_are_never_committed_by_accident(name: str) -> None:
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--quiet", name], cwd=ROOT, capture_output=True
+    )
+    assert done.returncode == 0, f"{name} is not in .gitignore"
+
+
+def test_an_example_env_file_may_be_committed() -> None:
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--quiet", ".env.example"], cwd=ROOT
+    )
+    assert done.returncode == 1
+
+
+RULESETS = ROOT / ".github" / "rulesets"
+
+
+def ruleset(name: str) -> dict[str, Any]:
+    return json.loads((RULESETS / name).read_text())
+
+
+def ref_matches(ref: str, patterns: list[str]) -> bool:
+    """A ruleset ref pattern (fnmatch, `*` not crossing `/`) against a full ref."""
+    return any(fnmatch.fnmatchcase(ref, p) and ref.count("/") == p.count("/") for p in patterns)
+
+
+@pytest.mark.parametrize("name", ["release-tags.json", "release-tags-immutable.json"])
+def test_release_tag_rulesets_cover_every_release_tag_and_no_stage_tag(name: str) -> None:
+    from mlops_template.release.tags import try_parse
+
+    data = ruleset(name)
+    assert data["target"] == "tag" and data["enforcement"] == "active"
+    patterns = data["conditions"]["ref_name"]["include"]
+    for tag in ("v1.0.0", "v10.2.33", "wine@v1.0.0", "churn-model@v2.3.4"):
+        assert try_parse(tag) is not None
+        assert ref_matches(f"refs/tags/{tag}", patterns), tag
+    for tag in ("wine#prod#1", "wine#staging#12", "nightly"):
+        assert try_parse(tag) is None
+        assert not ref_matches(f"refs/tags/{tag}", patterns), tag
+
+
+def test_only_admins_create_release_tags_and_nobody_moves_or_deletes_them() -> None:
+    create = ruleset("release-tags.json")
+    assert [rule["type"] for rule in create["rules"]] == ["creation"]
+    assert create["bypass_actors"] == [
+        {"actor_id": 5, "actor_type": "RepositoryRole", "bypass_mode": "always"}
+    ]
+    fixed = ruleset("release-tags-immutable.json")
+    assert {rule["type"] for rule in fixed["rules"]} == {"update", "deletion", "non_fast_forward"}
+    assert fixed["bypass_actors"] == []  # no one re-points a released version
+
+
+def test_main_takes_reviewed_pull_requests_whose_checks_exist() -> None:
+    data = ruleset("main.json")
+    assert data["target"] == "branch"
+    assert data["conditions"]["ref_name"]["include"] == ["~DEFAULT_BRANCH"]
+    rules = {rule["type"]: rule.get("parameters", {}) for rule in data["rules"]}
+    assert {"deletion", "non_fast_forward", "pull_request"} <= set(rules)
+    assert rules["pull_request"]["required_approving_review_count"] >= 1
+    assert data["bypass_actors"] == []
+    job_names = {
+        job.get("name", key)
+        for path in (ROOT / ".github" / "workflows").glob("*.yml")
+        if "pull_request" in load(path)["on"]
+        for key, job in load(path)["jobs"].items()
+    }
+    checks = rules["required_status_checks"]["required_status_checks"]
+    assert checks, "no required checks"
+    for check in checks:
+        assert check["context"] in job_names, f"{check['context']} is no job of a PR workflow"
+        assert check["integration_id"] == 15368  # GitHub Actions

@@ -65,6 +65,14 @@ RELEASE_COMMANDS: Commands = {
         "mlops_template.release.tags:tag",
         "check a release tag (format, checked out, on main) and find the previous release",
     ),
+    "unpublished": (
+        "mlops_template.release.published:unpublished",
+        "fail when the version's GitHub Release or image tag exists already",
+    ),
+    "verify-pulls": (
+        "mlops_template.release.pulls:verify_pulls",
+        "re-hash every object pulled from the DVC remote (verify = true, local config)",
+    ),
     "reproduced": (
         "mlops_template.release.verify:reproduced",
         "fail unless CI reproduced the pipeline (build/ci/repro.json)",

@@ -10,12 +10,15 @@ their files under $ACT_STUB_DIR, a folder the test owns.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -136,8 +139,13 @@ def cml(argv: list[str]) -> int:
 def gh(argv: list[str]) -> int:
     """`gh api repos/O/R/pulls/N`: answers from $ACT_STUB_DIR/gh/<path with / as _>.json."""
     log("gh", argv=argv, token=bool(os.environ.get("GH_TOKEN")))
+    if os.environ.get("ACT_STUB_FAIL") == "gh":
+        print("HTTP 401: Bad credentials (https://api.github.com/graphql)", file=sys.stderr)
+        return 1
     if argv[:2] == ["release", "create"]:
         return gh_release_create(argv[2:])
+    if argv[:2] == ["release", "view"]:
+        return gh_release_view(argv[2:])
     if argv[:1] == ["api"] and len(argv) >= 2:
         answer = STUB_DIR / "gh" / (argv[1].replace("/", "_") + ".json")
         if answer.is_file():
@@ -181,6 +189,23 @@ def gh_release_create(args: list[str]) -> int:
         shutil.copy2(name, dest / Path(name).name)
     print(f"https://github.com/acme/digits/releases/tag/{tag}")
     return 0
+
+
+def gh_release_view(args: list[str]) -> int:
+    """`gh release view TAG --repo O/R [--json ...]`: a release exists when the test answered
+    the REST path gh reads (repos/O/R/releases/tags/TAG) or this run created it."""
+    tag = args[0]
+    repo = _flag_values(args, "--repo")[0] if "--repo" in args else "acme/digits"
+    answer = STUB_DIR / "gh" / f"repos_{repo.replace('/', '_')}_releases_tags_{tag}.json"
+    if answer.is_file():
+        print(answer.read_text(encoding="utf-8"))
+        return 0
+    if (STUB_DIR / "releases" / tag).is_dir():
+        url = f"https://github.com/{repo}/releases/tag/{tag}"
+        print(json.dumps({"tagName": tag, "url": url, "isDraft": False}))
+        return 0
+    print("release not found", file=sys.stderr)
+    return 1
 
 
 def _sha256(path: Path) -> str:
@@ -230,6 +255,11 @@ def docker(argv: list[str]) -> int:
     if argv == ["buildx", "version"]:
         print("github.com/docker/buildx v0.30.1 stub")
         return 0
+    if argv[:3] == ["buildx", "imagetools", "inspect"]:
+        return docker_inspect_remote(argv)
+    handlers = {"image": docker_image, "run": docker_run, "rm": docker_rm, "logs": docker_logs}
+    if argv[0] in handlers or argv[0] == "push":
+        return docker_push(argv) if argv[0] == "push" else handlers[argv[0]](argv)
     if argv[:2] != ["buildx", "build"]:
         log("docker", argv=argv)
         print(f"docker stub: unsupported command {argv}", file=sys.stderr)
@@ -245,6 +275,11 @@ def docker(argv: list[str]) -> int:
             json.dumps({"containerimage.digest": digest, "image.name": ",".join(tags)})
         )
     pushed = "--push" in argv
+    image_id = None
+    if "--load" in argv:  # into the local store: its context is what `docker run` serves
+        image_id = "sha256:" + hashlib.sha256((text + "\n".join(files)).encode()).hexdigest()
+        shutil.copytree(context, _images() / image_id.split(":")[1], dirs_exist_ok=True)
+        _save_tags({**_tags(), **dict.fromkeys(tags, image_id)})
     log(
         "docker",
         argv=argv,
@@ -252,7 +287,122 @@ def docker(argv: list[str]) -> int:
         dockerfile=text,
         files=files,
         digest=digest if pushed else None,
+        image_id=image_id,
     )
+    return 0
+
+
+# The local image store and the registry of the docker stand-in: a built image is its build
+# context (a bento), `docker run` serves that bento with the host's `bentoml serve` on the
+# published port, and `docker push` writes the tag into $ACT_STUB_DIR/registry/.
+
+
+def _images() -> Path:
+    (STUB_DIR / "images").mkdir(parents=True, exist_ok=True)
+    return STUB_DIR / "images"
+
+
+def _tags() -> dict[str, str]:
+    path = _images() / "tags.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_tags(tags: dict[str, str]) -> None:
+    (_images() / "tags.json").write_text(json.dumps(tags))
+
+
+def _registry_entry(ref: str) -> Path:
+    return STUB_DIR / "registry" / ref.replace("/", "_").replace(":", "_")
+
+
+def _resolve(image: str) -> str | None:
+    return image if image.startswith("sha256:") else _tags().get(image)
+
+
+def docker_inspect_remote(argv: list[str]) -> int:
+    log("docker", argv=argv)
+    if os.environ.get("ACT_STUB_FAIL") == "docker":
+        print("ERROR: failed to authorize: 401 Unauthorized", file=sys.stderr)
+        return 1
+    ref = argv[3]
+    entry = _registry_entry(ref)
+    if not entry.is_file():
+        print(f"ERROR: {ref}: not found", file=sys.stderr)
+        return 1
+    print(f"Name:      {ref}\nDigest:    {entry.read_text().strip()}")
+    return 0
+
+
+def docker_image(argv: list[str]) -> int:
+    """`docker image inspect --format {{.Id}} REF`."""
+    log("docker", argv=argv)
+    found = _resolve(argv[-1])
+    if argv[1] != "inspect" or found is None:
+        print(f"Error: No such image: {argv[-1]}", file=sys.stderr)
+        return 1
+    print(found)
+    return 0
+
+
+def docker_run(argv: list[str]) -> int:
+    """`docker run --detach --publish 127.0.0.1:PORT:3000 IMAGE`: serve the image's bento."""
+    log("docker", argv=argv)
+    image_id = _resolve(argv[-1])
+    if image_id is None:
+        print(f"Unable to find image '{argv[-1]}' locally", file=sys.stderr)
+        return 125
+    host, port, _ = _flag_values(argv, "--publish")[0].split(":")
+    containers = STUB_DIR / "containers"
+    containers.mkdir(exist_ok=True)
+    cid = hashlib.sha256(f"{image_id}{port}{os.getpid()}".encode()).hexdigest()
+    bento = _images() / image_id.split(":")[1]
+    with (containers / f"{cid}.log").open("wb") as out:
+        serve = [shutil.which("bentoml") or "bentoml", "serve", str(bento)]
+        process = subprocess.Popen(
+            [*serve, "--host", host, "--port", port],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "BENTOML_DO_NOT_TRACK": "true"},
+            start_new_session=True,
+        )
+    (containers / f"{cid}.pid").write_text(str(process.pid))
+    print(cid)
+    return 0
+
+
+def docker_rm(argv: list[str]) -> int:
+    log("docker", argv=argv)
+    pid_file = STUB_DIR / "containers" / f"{argv[-1]}.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGTERM)
+        pid_file.unlink()
+    print(argv[-1])
+    return 0
+
+
+def docker_logs(argv: list[str]) -> int:
+    log("docker", argv=argv)
+    path = STUB_DIR / "containers" / f"{argv[-1]}.log"
+    print(path.read_text(errors="replace") if path.exists() else "")
+    return 0
+
+
+def docker_push(argv: list[str]) -> int:
+    """`docker push REF`: the registry gets the tag; answers like docker, with a digest."""
+    ref = argv[-1]
+    image_id = _resolve(ref)
+    if image_id is None:
+        log("docker", argv=argv, image_id=None, digest=None)
+        print(f"An image does not exist locally with the tag: {ref}", file=sys.stderr)
+        return 1
+    digest = "sha256:" + hashlib.sha256(f"{image_id}{ref}".encode()).hexdigest()
+    entry = _registry_entry(ref)
+    entry.parent.mkdir(exist_ok=True)
+    entry.write_text(digest)
+    log("docker", argv=argv, image_id=image_id, digest=digest)
+    name, _, tag = ref.rpartition(":")
+    print(f"The push refers to repository [{name}]\n{tag}: digest: {digest} size: 1234")
     return 0
 
 

@@ -96,17 +96,30 @@ def read_bentofile(path: Path = paths.BENTOFILE) -> dict[str, Any]:
     return config
 
 
+def check_releasable(packaged: PackagedModel, bentomodel: Path) -> None:
+    """Only an accepted model, packaged from a clean work tree, is released."""
+    record = packaged.provenance
+    if not record.gate.accepted:
+        raise UserError(
+            f"{bentomodel} holds a model the gate did not accept",
+            "release only a commit whose `dvc repro` accepted and packaged the model",
+        )
+    if record.dirty:
+        raise UserError(
+            f"{bentomodel} was packaged from a work tree with uncommitted changes (provenance "
+            f"`dirty`), so its commit {record.git_commit} does not say what built it",
+            "package it again from a clean checkout of the release commit: "
+            "`dvc repro --force --single-item package` (the release workflow does)",
+        )
+
+
 def ensure_model(bentomodel: Path) -> PackagedModel:
     """The packaged model's tag and record; imported into the store when missing there."""
     import bentoml
     from bentoml.exceptions import NotFound
 
     packaged = store.read_bentomodel(bentomodel)
-    if not packaged.provenance.gate.accepted:
-        raise UserError(
-            f"{bentomodel} holds a model the gate did not accept",
-            "release only a commit whose `dvc repro` accepted and packaged the model",
-        )
+    check_releasable(packaged, bentomodel)
     try:
         bentoml.models.get(packaged.tag)
     except NotFound:

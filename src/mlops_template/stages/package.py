@@ -45,15 +45,24 @@ def require_accepted(verdict: GateVerdict, path: Path = GATE_FILE) -> None:
         )
 
 
+def _git(*args: str) -> subprocess.CompletedProcess[str] | None:
+    try:
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        return None
+
+
 def git_commit() -> str:
     """The commit checked out while packaging ("unknown" outside a git work tree)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False
-        )
-    except FileNotFoundError:
-        return "unknown"
-    return out.stdout.strip() if out.returncode == 0 else "unknown"
+    out = _git("rev-parse", "HEAD")
+    return out.stdout.strip() if out and out.returncode == 0 else "unknown"
+
+
+def work_tree_dirty() -> bool | None:
+    """Whether tracked files differ from HEAD, as `git describe --dirty` counts it (untracked
+    files do not count); None outside a git work tree."""
+    out = _git("status", "--porcelain", "--untracked-files=no")
+    return bool(out.stdout.strip()) if out and out.returncode == 0 else None
 
 
 def data_md5(dvc_file: Path = DATA_DVC) -> str:
@@ -86,6 +95,7 @@ def provenance_record(verdict: GateVerdict) -> Provenance:
             spec=descriptor.spec.model_dump(mode="json"),
         ),
         git_commit=git_commit(),
+        dirty=work_tree_dirty(),
         data=DataRef(dvc_file=str(DATA_DVC), md5=data_md5()),
         params=params.model_dump(by_alias=True, mode="json"),
         metrics=read_json(QUALITY, "run `dvc repro evaluate` first"),

@@ -1,0 +1,95 @@
+"""A release ships only what a commit says: the provenance records a dirty work tree, and the
+release refuses a model packaged from one (or one the gate rejected)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from act_harness import GIT_IDENTITY
+from test_release_card import PACKAGED
+
+from mlops_template.errors import UserError
+from mlops_template.records import PackagedModel
+from mlops_template.release.build import check_releasable
+from mlops_template.stages.package import git_commit, work_tree_dirty
+
+
+def git(repo: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, env=GIT_IDENTITY, check=True
+    )
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    git(tmp_path, "add", "params.yaml")
+    git(tmp_path, "commit", "-q", "-m", "first")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_a_clean_checkout_is_not_dirty_and_names_its_commit(repo: Path) -> None:
+    assert work_tree_dirty() is False
+    assert git_commit() == git(repo, "rev-parse", "HEAD")
+
+
+def test_an_edited_tracked_file_makes_it_dirty(repo: Path) -> None:
+    (repo / "params.yaml").write_text("seed: 2\n")
+    assert work_tree_dirty() is True
+
+
+def test_a_staged_change_makes_it_dirty(repo: Path) -> None:
+    (repo / "params.yaml").write_text("seed: 2\n")
+    git(repo, "add", "params.yaml")
+    assert work_tree_dirty() is True
+
+
+def test_a_deleted_tracked_file_makes_it_dirty(repo: Path) -> None:
+    (repo / "params.yaml").unlink()
+    assert work_tree_dirty() is True
+
+
+def test_untracked_files_do_not_count_as_git_describe_dirty(repo: Path) -> None:
+    (repo / "notes.txt").write_text("scratch\n")
+    assert work_tree_dirty() is False
+
+
+def test_outside_git_it_is_not_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    assert work_tree_dirty() is None
+    assert git_commit() == "unknown"
+
+
+def packaged(**provenance: object) -> PackagedModel:
+    record = {**PACKAGED["provenance"], **provenance}
+    return PackagedModel.model_validate({**PACKAGED, "provenance": record})
+
+
+def test_the_release_refuses_a_model_packaged_from_a_dirty_tree() -> None:
+    with pytest.raises(UserError) as caught:
+        check_releasable(packaged(dirty=True), Path("model.bentomodel"))
+    assert "uncommitted changes" in caught.value.message
+    assert PACKAGED["provenance"]["git_commit"] in caught.value.message
+    assert "dvc repro --force --single-item package" in caught.value.hint
+
+
+@pytest.mark.parametrize("dirty", [False, None], ids=["clean", "not-recorded"])
+def test_a_clean_or_unrecorded_tree_is_released(dirty: bool | None) -> None:
+    check_releasable(packaged(dirty=dirty), Path("model.bentomodel"))
+
+
+def test_a_record_without_the_field_reads_as_not_recorded() -> None:
+    assert "dirty" not in PACKAGED["provenance"]
+    assert PackagedModel.model_validate(PACKAGED).provenance.dirty is None
+
+
+def test_the_release_refuses_a_rejected_model_first() -> None:
+    gate = {**PACKAGED["provenance"]["gate"], "accepted": False}
+    with pytest.raises(UserError, match="the gate did not accept"):
+        check_releasable(packaged(gate=gate, dirty=True), Path("model.bentomodel"))
