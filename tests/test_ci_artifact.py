@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -11,16 +12,24 @@ import pytest
 from mlops_template.ci import artifact
 from mlops_template.ci.artifact import NoArtifact, bundle, validate_bundle
 from mlops_template.errors import UserError
+from mlops_template.records import GateVerdict, ReportData
 
 HEAD = "a" * 40
 BASE = "b" * 40
 PNG = artifact.PNG_MAGIC + b"\x00" * 64
 
 
+DATA = ReportData(
+    metrics_diff={"metrics/quality.json": {"accuracy": {"old": 0.97, "new": 0.98}}},
+    gate=GateVerdict(accepted=True, summary="accepted: 1 rule passed"),
+    head_sha=HEAD[:7],
+)
+
+
 @pytest.fixture
 def report(tmp_path: Path) -> Path:
-    path = tmp_path / "report.md"
-    path.write_text("## Model report\n\n✅ **Accepted**\n", encoding="utf-8")
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(DATA.to_json()), encoding="utf-8")
     return path
 
 
@@ -33,8 +42,24 @@ def bundled(tmp_path: Path, report: Path) -> Path:
 def test_bundle_round_trip_keeps_report_and_pr(bundled: Path, report: Path) -> None:
     found = validate_bundle(bundled, expected_head_sha=HEAD)
     assert (found.pr_number, found.head_sha, found.base_sha) == (7, HEAD, BASE)
-    assert found.report.read_text(encoding="utf-8") == report.read_text(encoding="utf-8")
-    assert sorted(p.name for p in bundled.iterdir()) == ["pr.json", "report.md"]
+    assert found.report == DATA
+    assert sorted(p.name for p in bundled.iterdir()) == ["pr.json", "report.json"]
+
+
+def test_bundle_refuses_report_data_the_comment_side_would_refuse(
+    tmp_path: Path, report: Path
+) -> None:
+    report.write_text(json.dumps({"gate": {"accepted": "yes"}}))
+    with pytest.raises(UserError, match="gate.accepted"):
+        bundle(report, 7, HEAD, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_bundle_refuses_a_markdown_report(tmp_path: Path) -> None:
+    markdown = tmp_path / "report.md"
+    markdown.write_text("## Model report\n")
+    with pytest.raises(UserError, match="not valid JSON"):
+        bundle(markdown, 7, HEAD, tmp_path / "out")
 
 
 def test_bundle_takes_png_images_and_leaves_out_impostors(tmp_path: Path, report: Path) -> None:
@@ -94,16 +119,69 @@ def test_symlink_is_refused(bundled: Path) -> None:
         validate_bundle(bundled)
 
 
-def test_oversize_report_is_refused(bundled: Path) -> None:
-    (bundled / "report.md").write_text("x" * (artifact.MAX_REPORT_BYTES + 1))
-    with pytest.raises(UserError, match="too big"):
+def _sized(size: int) -> str:
+    """Valid report data of exactly `size` bytes (a padded head_ref)."""
+    text = json.dumps({"head_ref": ""})
+    return json.dumps({"head_ref": "x" * (size - len(text))})
+
+
+@pytest.mark.parametrize(
+    ("size", "ok"), [(artifact.MAX_REPORT_BYTES, True), (artifact.MAX_REPORT_BYTES + 1, False)]
+)
+def test_report_data_size_limit(bundled: Path, size: int, ok: bool) -> None:
+    (bundled / "report.json").write_text(_sized(size))
+    assert (bundled / "report.json").stat().st_size == size
+    if ok:
+        assert validate_bundle(bundled).report.head_ref.startswith("x")
+    else:
+        with pytest.raises(UserError, match="too big"):
+            validate_bundle(bundled)
+
+
+def test_empty_report_data_is_refused(bundled: Path) -> None:
+    (bundled / "report.json").write_text("")
+    with pytest.raises(UserError, match="not valid JSON"):
         validate_bundle(bundled)
 
 
-def test_report_over_the_comment_limit_is_refused(bundled: Path) -> None:
-    (bundled / "report.md").write_text("é" * (artifact.MAX_REPORT_CHARS + 1))
-    with pytest.raises(UserError, match="longer than"):
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "holds no PR report data"),
+        ({"gate": {"accepted": "yes"}}, "gate.accepted"),
+        ({"curves_pr": {"loss": [[0, "x"]]}}, "curves_pr.loss.0.1"),
+        ({"metrics_diff": {"m.json": {"acc": 0.9}}}, "metrics_diff.m.json.acc"),
+        ({"confusion_pr": [["1"]]}, "confusion_pr.0"),
+    ],
+)
+def test_report_data_against_the_schema(bundled: Path, data: object, message: str) -> None:
+    (bundled / "report.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match=re.escape(message)):
         validate_bundle(bundled)
+
+
+def test_report_data_not_utf8_is_refused(bundled: Path) -> None:
+    (bundled / "report.json").write_bytes(b'{"head_ref": "\xff"}')
+    with pytest.raises(UserError, match="not UTF-8"):
+        validate_bundle(bundled)
+
+
+def test_a_forged_key_cannot_become_a_workflow_command(bundled: Path) -> None:
+    """A key with a newline and `::warning::` comes out escaped, on one line."""
+    _meta(bundled, **{"x\n::warning::forged": 1})
+    with pytest.raises(UserError) as caught:
+        validate_bundle(bundled)
+    assert "unexpected keys: x%0A:%3Awarning:%3Aforged" in caught.value.message
+    assert "\n" not in caught.value.message and "::" not in caught.value.message
+
+
+def test_a_forged_report_key_cannot_become_a_workflow_command(bundled: Path) -> None:
+    forged = {"metrics_diff": {"m.json": {"acc\n::error::pwned": "not an object"}}}
+    (bundled / "report.json").write_text(json.dumps(forged))
+    with pytest.raises(UserError) as caught:
+        validate_bundle(bundled)
+    assert "acc%0A:%3Aerror:%3Apwned" in caught.value.message
+    assert "\n" not in caught.value.message and "::" not in caught.value.message
 
 
 def test_image_that_is_not_png_is_refused(bundled: Path) -> None:

@@ -23,7 +23,32 @@ def test_multiline_output_cannot_inject_another_output(tmp_path: Path, monkeypat
 def test_annotation_text_is_escaped(monkeypatch, capsys) -> None:
     monkeypatch.setenv("GITHUB_ACTIONS", "true")
     gha.annotate("error", "50% worse\n::add-mask::x", title="a: b, c")
-    assert capsys.readouterr().out == "::error title=a%3A b%2C c::50%25 worse%0A::add-mask::x\n"
+    out = capsys.readouterr().out
+    assert out == "::error title=a%3A b%2C c::50%25 worse%0A:%3Aadd-mask:%3Ax\n"
+    assert out.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("", ""),
+        ("accuracy 0.97: ok", "accuracy 0.97: ok"),  # one colon, no command
+        ("a\n::warning::forged", "a%0A:%3Awarning:%3Aforged"),
+        ("::error::x", ":%3Aerror:%3Ax"),
+        (":::", ":%3A:"),
+        ("\r\n", "%0D%0A"),
+        ("100%0A", "100%250A"),  # already-encoded text stays literal
+        ("##[set-output name=x]y", "#%23[set-output name=x]y"),
+        ("#1 and ## heading", "#1 and ## heading"),
+    ],
+)
+def test_escape_keeps_text_on_one_line_with_no_command(raw: str, shown: str) -> None:
+    assert gha.escape(raw) == shown
+    assert "\n" not in shown and "\r" not in shown and "::" not in shown and "##[" not in shown
+
+
+def test_escape_takes_any_value() -> None:
+    assert gha.escape({"k\n::x": 1}) == "{'k\\n:%3Ax': 1}"
 
 
 def test_env_values_must_be_one_line(tmp_path: Path, monkeypatch) -> None:

@@ -11,18 +11,18 @@ import json
 import math
 import os
 import re
-from dataclasses import replace
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
 from mlops_template.errors import UserError
-from mlops_template.records import DataSummary, GateVerdict, ReproRecord
+from mlops_template.records import DataSummary, GateVerdict, ReportData, ReproRecord
 from mlops_template.report.render import (
     MAX_POINTS,
+    TITLE,
     WATERMARK,
-    ReportInputs,
+    ReportOrigin,
     align_curves,
     downsample,
     md_escape,
@@ -30,6 +30,11 @@ from mlops_template.report.render import (
 )
 
 GOLDEN = Path(__file__).parent / "golden" / "report"
+
+
+def replace(inputs: ReportData, **changes: object) -> ReportData:
+    """A copy with `changes`, validated like the JSON the comment workflow reads."""
+    return ReportData.model_validate({**dict(inputs), **changes})
 CLASSES = [str(c) for c in range(10)]
 
 
@@ -207,10 +212,10 @@ PARAMS_DIFF = {
 }
 
 
-def full_inputs() -> ReportInputs:
+def full_inputs() -> ReportData:
     base = quality(0.9733, 412_345, 7.8, f1())
     pr = quality(0.9800, 415_873, 8.1, f1(0.01))
-    return ReportInputs(
+    return ReportData(
         metrics_diff=metrics_diff(base, pr),
         params_diff=PARAMS_DIFF,
         gate=gate(pr, base),
@@ -229,7 +234,7 @@ def full_inputs() -> ReportInputs:
     )
 
 
-def missing_baseline_inputs() -> ReportInputs:
+def missing_baseline_inputs() -> ReportData:
     pr = quality(0.9800, 415_873, 8.1, f1())
     return replace(
         full_inputs(),
@@ -252,21 +257,21 @@ def missing_baseline_inputs() -> ReportInputs:
     )
 
 
-def new_metric_inputs() -> ReportInputs:
+def new_metric_inputs() -> ReportData:
     inputs = full_inputs()
     diff = {k: dict(v) for k, v in inputs.metrics_diff.items()}
     diff["metrics/quality.json"]["balanced_accuracy"] = {"old": None, "new": 0.9791}
     return replace(inputs, metrics_diff=diff)
 
 
-def removed_metric_inputs() -> ReportInputs:
+def removed_metric_inputs() -> ReportData:
     inputs = full_inputs()
     diff = {k: dict(v) for k, v in inputs.metrics_diff.items()}
     diff["metrics/quality.json"]["top2_accuracy"] = {"old": 0.9955, "new": None}
     return replace(inputs, metrics_diff=diff)
 
 
-def nan_metric_inputs() -> ReportInputs:
+def nan_metric_inputs() -> ReportData:
     base = quality(0.9733, 412_345, 7.8, f1())
     pr = quality(0.9800, 415_873, 8.1, f1())
     pr["log_loss"] = math.nan
@@ -282,7 +287,7 @@ def nan_metric_inputs() -> ReportInputs:
     )
 
 
-def failing_gate_inputs() -> ReportInputs:
+def failing_gate_inputs() -> ReportData:
     base = quality(0.9833, 412_345, 7.8, f1())
     pr = quality(0.9644, 2_915_873, 8.1, f1(-0.08))
     return replace(
@@ -311,7 +316,7 @@ def failing_gate_inputs() -> ReportInputs:
     )
 
 
-def sklearn_inputs() -> ReportInputs:
+def sklearn_inputs() -> ReportData:
     base = quality(0.9911, 1_204_551, 0.9, f1(0.02))
     pr = quality(0.9889, 1_198_003, 0.95, f1(0.01))
     params = {
@@ -333,7 +338,7 @@ def sklearn_inputs() -> ReportInputs:
     )
 
 
-def data_changed_inputs() -> ReportInputs:
+def data_changed_inputs() -> ReportData:
     per_class = {c: 180 - i for i, c in enumerate(CLASSES)}
     pr_per_class = {**per_class, "3": per_class["3"] + 40, "8": per_class["8"] + 13}
     return replace(
@@ -486,6 +491,86 @@ def test_md_escape() -> None:
     assert md_escape("x" * 200).endswith("…")
 
 
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("@org/team", "@&#8203;org/team"),
+        ("a@b.example", "a@&#8203;b.example"),
+        ("#12 and owner/repo#3", "#&#8203;12 and owner/repo#&#8203;3"),
+        ("GH-12", "GH&#8203;-12"),
+        ("https://evil.example/x", "https:/&#8203;/evil.example/x"),
+        ("WWW.evil.example", "WWW&#8203;.evil.example"),
+        ("[a](javascript:alert(1))", "\\[a\\](javascript:alert(1))"),
+        ("~~gone~~", "\\~\\~gone\\~\\~"),
+        ("_em_ log_loss", "\\_em\\_ log_loss"),
+        ("- item", "\\- item"),
+        ("+ item", "\\+ item"),
+        ("1. item", "1\\. item"),
+        ("12) item", "12\\) item"),
+        ("---", "\\---"),
+        ("===", "\\==="),
+        ("-0.5", "-0.5"),
+        ("0.97", "0.97"),
+        ("a-b", "a-b"),
+        ("", ""),
+    ],
+)
+def test_md_escape_neutralises_what_github_would_act_on(raw: str, escaped: str) -> None:
+    assert md_escape(raw) == escaped
+
+
+def _forged_gate() -> GateVerdict:
+    return verdict_record({"accepted": True, "summary": "accepted", "reasons": []})
+
+
+def test_an_accepted_artifact_from_a_failed_run_is_shown_failed() -> None:
+    inputs = replace(full_inputs(), gate=_forged_gate())
+    text = render_report(inputs, origin=ReportOrigin(conclusion="failure", fork=False))
+    assert "**Accepted**" not in text
+    assert "❌ **PR check failed**: the PR workflow run ended in `failure`" in text
+
+
+@pytest.mark.parametrize("conclusion", ["failure", "cancelled", "timed_out"])
+def test_a_failed_run_without_a_verdict_is_shown_failed(conclusion: str) -> None:
+    inputs = replace(full_inputs(), gate=None)
+    text = render_report(inputs, origin=ReportOrigin(conclusion=conclusion, fork=False))
+    assert f"ended in `{md_escape(conclusion)}`" in text and "No gate verdict" in text
+
+
+def test_a_rejection_stays_a_rejection_even_from_a_successful_run() -> None:
+    inputs = replace(full_inputs(), gate=verdict_record({"accepted": False, "summary": "no"}))
+    text = render_report(inputs, origin=ReportOrigin(conclusion="success", fork=False))
+    assert "❌ **Not accepted**" in text and "**Accepted**" not in text
+
+
+def test_a_successful_run_shows_the_verdict_and_no_fork_note() -> None:
+    text = render_report(full_inputs(), origin=ReportOrigin(conclusion="success", fork=False))
+    assert "✅ **Accepted**" in text and "Built by the PR's own code" not in text
+    assert text.splitlines()[0] == WATERMARK
+    assert "rendered by the default branch" in text
+
+
+def test_a_fork_report_says_it_was_built_by_the_prs_own_code() -> None:
+    origin = ReportOrigin(
+        conclusion="success", fork=True, run_url="https://github.com/acme/digits/actions/runs/9"
+    )
+    lines = render_report(full_inputs(), origin=origin).splitlines()
+    assert lines[:2] == [WATERMARK, TITLE]
+    assert lines[3:5] == [
+        "> [!WARNING]",
+        "> **Built by the PR's own code.** This PR comes from a fork, and the model check ran "
+        "the fork's code: the figures and the verdict below are what that code reported. A "
+        "maintainer re-runs the pipeline on a branch of this repository before trusting them.",
+    ]
+    assert "[PR run that built this report](https://github.com/acme/digits/actions/runs/9)" in lines
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "http://github.com/x", "https://a b"])
+def test_a_run_link_must_be_a_plain_https_url(url: str) -> None:
+    with pytest.raises(ValueError, match="not a plain https"):
+        render_report(full_inputs(), origin=ReportOrigin("success", False, run_url=url))
+
+
 def test_downsample_keeps_last_at_even_stride() -> None:
     picked = downsample(list(range(137)))
     assert len(picked) <= MAX_POINTS and picked[-1] == 136
@@ -531,7 +616,7 @@ def test_uneven_curves_use_category_labels() -> None:
 
 
 def test_empty_inputs_render() -> None:
-    text = render_report(ReportInputs())
+    text = render_report(ReportData())
     assert "No gate verdict" in text
     assert "No metrics found" in text
     assert "No parameter changes." in text
@@ -559,17 +644,15 @@ def test_data_sections() -> None:
 
 
 def test_images_only_https() -> None:
-    inputs = replace(
-        full_inputs(),
-        images=[("loss", "https://example.org/loss.png"), ("bad", "javascript:alert(1)")],
-    )
-    text = render_report(inputs)
+    images = [("loss", "https://example.org/loss.png"), ("bad", "javascript:alert(1)")]
+    text = render_report(full_inputs(), images=images)
     assert "![loss](https://example.org/loss.png)" in text
     assert "javascript" not in text
 
 
 def test_malformed_inputs_do_not_crash() -> None:
-    inputs = ReportInputs(
+    """The renderer survives values its schema would refuse (defence in depth)."""
+    inputs = ReportData.model_construct(
         metrics_diff={"m.json": {"a": 1, "b": {"old": "x", "new": "y"}, "c": {}}, "bad": 3},
         params_diff={"params.yaml": {"p": {"old": {"k": [1]}, "new": None}, "q": 5}},
         gate=verdict_record(

@@ -40,15 +40,15 @@ CI_COMMANDS: Commands = {
     ),
     "bundle": (
         "mlops_template.ci.artifact:bundle_command",
-        "write the PR report artifact (report, PR number, head sha, images)",
+        "write the PR report artifact (report data, PR number, head sha, images)",
     ),
     "unpack": (
         "mlops_template.ci.comment:unpack",
-        "check a downloaded PR report artifact and that the PR is at its commit",
+        "check a downloaded PR report artifact and the PR, and render the report",
     ),
     "comment": (
         "mlops_template.ci.comment:comment",
-        "create or update the PR's one report comment with CML",
+        "create or update the PR's one report comment (GitHub REST API, or CML)",
     ),
     "credentials": (
         "mlops_template.ci.remote:credentials",

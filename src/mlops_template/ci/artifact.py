@@ -4,10 +4,12 @@ A pull request from a fork runs with a read-only token, so its workflow cannot c
 the report instead, and a `workflow_run` workflow with write access posts it. Everything in the
 artifact was produced by PR code, so the comment side trusts nothing: the folder must hold only
 the files `bundle` writes, within size limits, with an integer PR number and the head commit of
-the run that uploaded it (see `validate_bundle`).
+the run that uploaded it (see `validate_bundle`). The report travels as data, not markdown: the
+comment workflow renders it with the default branch's renderer, so PR code chooses values only.
+Every message about the artifact goes through `gha.escape` (it may name the artifact's keys).
 
-Layout: report.md, pr.json {"pr_number": int, "head_sha": "<40 hex>", "base_sha": "<40 hex>"},
-and optionally images/<name>.png (published only if the comment workflow opts in).
+Layout: report.json (`records.ReportData`), pr.json {"pr_number": int, "head_sha": "<40 hex>",
+"base_sha": "<40 hex>"}, and optionally images/<name>.png (published only on opt-in).
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ import click
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
 from mlops_template.files import read_json
-from mlops_template.paths import CI_DIR, REPORT_FILE
+from mlops_template.paths import CI_DIR
+from mlops_template.records import ReportData
+from mlops_template.report.cli import REPORT_DATA_FILE
 
 ARTIFACT_NAME = "pr-report"
-REPORT = "report.md"
+REPORT = "report.json"
 META = "pr.json"
 IMAGES = "images"
-MAX_REPORT_BYTES = 256 * 1024
-MAX_REPORT_CHARS = 65_000  # GitHub refuses comments over 65,536 characters; CML adds a marker
+MAX_REPORT_BYTES = 1024 * 1024  # curves of a long training run; the comment is cut to size
 MAX_META_BYTES = 4 * 1024
 MAX_IMAGES = 8
 MAX_IMAGE_BYTES = 1024 * 1024
@@ -56,7 +59,7 @@ class Bundle:
     pr_number: int
     head_sha: str
     base_sha: str | None
-    report: Path
+    report: ReportData
     images: tuple[Path, ...]
 
 
@@ -65,13 +68,15 @@ def check_pr_number(value: Any, from_text: bool = False) -> int:
     if from_text and isinstance(value, str) and re.fullmatch(r"[1-9][0-9]{0,9}", value):
         value = int(value)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 < value <= MAX_PR_NUMBER:
-        raise UserError(f"PR number {value!r} is not a positive integer", _FIX)
+        raise UserError(f"PR number {gha.escape(repr(value))} is not a positive integer", _FIX)
     return value
 
 
 def check_sha(value: Any, what: str) -> str:
     if not isinstance(value, str) or not SHA.match(value):
-        raise UserError(f"{what} {value!r} is not a 40-character lowercase hex commit sha", _FIX)
+        raise UserError(
+            f"{what} {gha.escape(repr(value))} is not a 40-character lowercase hex commit sha", _FIX
+        )
     return value
 
 
@@ -91,23 +96,26 @@ def bundle(
     base_sha: str | None = None,
     images_from: Path | None = None,
 ) -> Bundle:
-    """Write the artifact folder `out` (replacing it): the report, pr.json, the PNGs found."""
+    """Write the artifact folder `out` (replacing it): the report data, pr.json, the PNGs found."""
     number = check_pr_number(pr_number, from_text=True)
     head = check_sha(head_sha, "head sha")
     base = check_sha(base_sha, "base sha") if base_sha else None
     if not report.is_file():
-        raise UserError(f"no report at {report}", "build it first (the report action)")
-    data = report.read_bytes()
-    if len(data) > MAX_REPORT_BYTES or len(data.decode("utf-8")) > MAX_REPORT_CHARS:
+        raise UserError(f"no report data at {report}", "write it first (the report action)")
+    ReportData.read(report)  # the comment workflow would refuse it: fail here, where it is made
+    if report.stat().st_size > MAX_REPORT_BYTES:
         raise UserError(
-            f"{report} is too long for a PR comment ({len(data)} bytes)",
-            "shorten the report (fewer metrics or plots)",
+            f"{report} is too big for the report artifact ({report.stat().st_size} bytes)",
+            "log fewer metrics or training steps",
         )
     pngs = sorted(images_from.rglob("*.png")) if images_from and images_from.is_dir() else []
     chosen = []
     for png in pngs:
         if len(chosen) == MAX_IMAGES:
-            gha.annotate("warning", f"more than {MAX_IMAGES} PNG images: {png} and later left out")
+            gha.annotate(
+                "warning",
+                f"more than {MAX_IMAGES} PNG images: {png} and later left out",
+            )
             break
         if png.is_symlink() or not _is_png(png) or png.stat().st_size > MAX_IMAGE_BYTES:
             gha.annotate("warning", f"{png} left out: not a PNG file under {MAX_IMAGE_BYTES} B")
@@ -147,7 +155,19 @@ def _image_name(name: str, used: set[str]) -> str:
 
 
 def validate_bundle(directory: Path, expected_head_sha: str | None = None) -> Bundle:
-    """Check an artifact folder written by PR code; any surprise is a UserError."""
+    """Check an artifact folder written by PR code; any surprise is a UserError.
+
+    Its message is escaped for the runner's log: it may quote the artifact's own names and keys.
+    """
+    try:
+        return _validate(directory, expected_head_sha)
+    except NoArtifact:
+        raise
+    except UserError as exc:
+        raise UserError(gha.escape(exc.message), exc.hint) from None
+
+
+def _validate(directory: Path, expected_head_sha: str | None) -> Bundle:
     if not directory.is_dir():
         raise NoArtifact(
             f"no report artifact at {directory}",
@@ -184,12 +204,7 @@ def validate_bundle(directory: Path, expected_head_sha: str | None = None) -> Bu
     for required in (REPORT, META):
         if not (directory / required).is_file():
             raise UserError(f"the report artifact has no {required}", _FIX)
-    try:
-        text = (directory / REPORT).read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{REPORT} in the report artifact is not UTF-8 text", _FIX) from None
-    if len(text) > MAX_REPORT_CHARS:
-        raise UserError(f"{REPORT} is longer than {MAX_REPORT_CHARS} characters", _FIX)
+    report = _read_report(directory / REPORT)
     meta = _read_meta(directory / META)
     head = check_sha(meta.get("head_sha"), "head_sha in pr.json")
     if expected_head_sha is not None and head != expected_head_sha:
@@ -203,7 +218,7 @@ def validate_bundle(directory: Path, expected_head_sha: str | None = None) -> Bu
         pr_number=check_pr_number(meta.get("pr_number")),
         head_sha=head,
         base_sha=check_sha(base, "base_sha in pr.json") if base is not None else None,
-        report=directory / REPORT,
+        report=report,
         images=tuple(sorted(images)),
     )
 
@@ -213,6 +228,13 @@ def _walk(directory: Path) -> list[Path]:
     for root, dirs, files in os.walk(directory, followlinks=False):
         entries += [Path(root) / name for name in (*dirs, *files)]
     return sorted(entries)
+
+
+def _read_report(path: Path) -> ReportData:
+    try:
+        return ReportData.read(path, _FIX)
+    except UnicodeDecodeError:
+        raise UserError(f"{REPORT} in the report artifact is not UTF-8 text", _FIX) from None
 
 
 def _read_meta(path: Path) -> dict[str, Any]:
@@ -231,8 +253,12 @@ def _read_meta(path: Path) -> dict[str, Any]:
 # --------------------------------------------------------------------------- commands
 
 
-@click.command("bundle", help="Write the PR report artifact (report, PR number, head sha, images).")
-@click.option("--report", default=str(REPORT_FILE), show_default=True)
+@click.command(
+    "bundle", help="Write the PR report artifact (report data, PR number, head sha, images)."
+)
+@click.option(
+    "--report", default=str(REPORT_DATA_FILE), show_default=True, help="the report data (JSON)"
+)
 @click.option("--pr-number", required=True, help="the pull request's number")
 @click.option("--head-sha", required=True, help="the PR head commit (40 hex)")
 @click.option("--base-sha", default="", help="the PR base commit (40 hex)")

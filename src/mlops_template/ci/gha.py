@@ -1,7 +1,8 @@
 """Talk to the GitHub Actions runner: step outputs and annotations, no-ops outside Actions.
 
 Values written here may come from a pull request (report text, reasons): outputs use a random
-heredoc delimiter and annotations are escaped, so no value can forge another output or command.
+heredoc delimiter, and annotations and log lines go through `escape`, so no value can forge
+another output or a workflow command.
 """
 
 from __future__ import annotations
@@ -41,12 +42,19 @@ def add_env(name: str, value: str) -> None:
     os.environ[name] = value
 
 
-def _escape_data(text: str) -> str:
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+def escape(value: object) -> str:
+    """`value` as text that cannot be a workflow command when printed to the runner's log.
+
+    The one escape for anything that came from a PR (an artifact, a report, a file name) on its
+    way to the log: `%`, CR and LF are percent-encoded as the runner's own encoding does, so the
+    text stays on one line, and `::` and `##[` (the command prefixes) are broken the same way.
+    """
+    text = str(value).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace("::", ":%3A").replace("##[", "#%23[")
 
 
 def _escape_property(text: str) -> str:
-    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+    return escape(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def annotate(level: str, message: str, title: str | None = None) -> None:
@@ -55,7 +63,7 @@ def annotate(level: str, message: str, title: str | None = None) -> None:
         raise ValueError(f"unknown annotation level {level!r}")
     if in_actions():
         props = f" title={_escape_property(title)}" if title else ""
-        print(f"::{level}{props}::{_escape_data(message)}", flush=True)
+        print(f"::{level}{props}::{escape(message)}", flush=True)
     else:
         prefix = f"{title}: " if title else ""
         print(f"{level}: {prefix}{message}", file=sys.stderr, flush=True)

@@ -1,4 +1,8 @@
-"""`mlops report`: write the pull-request report (markdown) and add it to the job summary."""
+"""`mlops report`: write the pull-request report (markdown), its data (JSON) and the job summary.
+
+The data (`ReportData`, build/ci/report.json) is what the PR workflow hands the comment
+workflow; the markdown is for this run's own summary and for local use.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from pathlib import Path
 import click
 
 from mlops_template.errors import UserError
-from mlops_template.files import write_text_atomic
-from mlops_template.paths import REPORT_FILE
+from mlops_template.files import write_json, write_text_atomic
+from mlops_template.paths import CI_DIR, REPORT_FILE
+
+REPORT_DATA_FILE = CI_DIR / "report.json"  # the report as data: what the PR artifact carries
 
 
 def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
@@ -33,6 +39,12 @@ def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
 @click.option("--base", required=True, help="git revision to compare with (e.g. origin/main)")
 @click.option("--out", default=str(REPORT_FILE), show_default=True, help="markdown file to write")
 @click.option(
+    "--data-out",
+    default=str(REPORT_DATA_FILE),
+    show_default=True,
+    help="JSON file to write the report's data to (the PR artifact carries it)",
+)
+@click.option(
     "--summary-file",
     default=None,
     metavar="PATH",
@@ -46,16 +58,21 @@ def parse_images(values: Sequence[str]) -> list[tuple[str, str]]:
 )
 @click.option("--root", default=".", hidden=True)
 def report(
-    base: str, out: str, summary_file: str | None, images: tuple[str, ...], root: str
+    base: str,
+    out: str,
+    data_out: str,
+    summary_file: str | None,
+    images: tuple[str, ...],
+    root: str,
 ) -> None:
     from mlops_template.report.collect import collect_inputs
     from mlops_template.report.render import render_report
 
     root_dir = Path(root or ".")
-    text = render_report(collect_inputs(base, root=root_dir, images=parse_images(images)))
-    out_path = Path(out)
-    if not out_path.is_absolute():
-        out_path = root_dir / out_path
+    data = collect_inputs(base, root=root_dir)
+    text = render_report(data, images=parse_images(images))
+    out_path, data_path = root_dir / out, root_dir / data_out  # an absolute path stays itself
+    write_json(data_path, data.to_json())
     write_text_atomic(out_path, text)
     summary = summary_file
     if summary is None:
@@ -63,4 +80,5 @@ def report(
     if summary:
         with open(summary, "a", encoding="utf-8") as handle:
             handle.write(text if text.endswith("\n") else text + "\n")
-    print(f"report written to {out_path}" + (f" and appended to {summary}" if summary else ""))
+    also = f" and appended to {summary}" if summary else ""
+    print(f"report written to {out_path} (data: {data_path}){also}")

@@ -20,8 +20,7 @@ from mlops_template import paths
 from mlops_template.errors import UserError
 from mlops_template.files import parse_json
 from mlops_template.metrics_io import git_show
-from mlops_template.records import DataSummary, GateVerdict, Record, ReproRecord
-from mlops_template.report.render import ReportInputs
+from mlops_template.records import DataSummary, GateVerdict, Record, ReportData, ReproRecord
 
 R = TypeVar("R", bound=Record)
 
@@ -168,15 +167,13 @@ def parse_predictions(text: str | None) -> list[tuple[str, str]]:
     return [(str(r["actual"]).strip(), str(r["predicted"]).strip()) for r in reader]
 
 
-def collect_inputs(
-    base: str, root: Path = Path(), images: Sequence[tuple[str, str]] = ()
-) -> ReportInputs:
-    """Everything `render_report` needs, comparing the working tree at `root` with `base`."""
+def collect_inputs(base: str, root: Path = Path()) -> ReportData:
+    """Everything the report shows, comparing the working tree at `root` with `base`."""
     root = Path(root)
     base_sha = resolve_rev(base, root)
     head_ref, head_sha = _head(root)
     data_base = git_show(base, str(paths.DATA_REPORT), root)
-    return ReportInputs(
+    return ReportData(
         metrics_diff=dvc_diff("metrics", base, root),
         params_diff=dvc_diff("params", base, root),
         gate=_record_here(GateVerdict, root, paths.GATE_FILE),
@@ -196,5 +193,4 @@ def collect_inputs(
         base_sha=base_sha,
         head_ref=head_ref,
         head_sha=head_sha,
-        images=tuple(images),
     )

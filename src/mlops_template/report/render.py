@@ -12,11 +12,18 @@ import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from mlops_template.records import CheckRecord, DataSummary, GateVerdict, ReproRecord, RuleRecord
+from mlops_template.records import (
+    CheckRecord,
+    DataSummary,
+    GateVerdict,
+    ReportData,
+    ReproRecord,
+    RuleRecord,
+)
 
 # The report's first line never changes, so a poster can find (and update) its one comment.
 WATERMARK = "<!-- mlops-template:pr-report -->"
@@ -33,38 +40,20 @@ PR_COLOR = "#0969da"  # blue
 Curve = Sequence[tuple[float, float]]
 
 
-@dataclass
-class ReportInputs:
-    """Everything the report shows, already parsed (see `collect.collect_inputs`).
+@dataclass(frozen=True)
+class ReportOrigin:
+    """Where the data came from, as the trusted comment workflow knows it (never the artifact).
 
-    metrics_diff / params_diff: `dvc metrics|params diff <base> --json --all` output,
-        {file: {name: {"old": x, "new": y, "diff": d}}} (old/new None when absent).
-    gate: reports/gate.json, read by `records.GateVerdict` (None when the gate did not run).
-    data_base / data_pr: reports/data.json (`records.DataSummary`) at the base and in the PR
-        (None when absent).
-    curves_base / curves_pr: {"train/loss": [(step, value), ...]} (empty when none are logged).
-    f1_base / f1_pr: {class: f1} from plots/per_class_f1.csv.
-    confusion_pr: [(actual, predicted), ...] from plots/predictions.csv.
-    repro: build/ci/repro.json, `records.ReproRecord` (None when CI did not check it).
-    images: [(alt, https-url)] only when the user opted into publishing images.
+    conclusion: the PR run's `workflow_run.conclusion`; an artifact claiming an accepted model
+        from a run that did not succeed is shown as failed.
+    fork: the PR's head repository is not this one; the report then says it was built by the
+        PR's own code.
+    run_url: the PR run's page (this repository's), linked from the report.
     """
 
-    metrics_diff: Mapping[str, Any] = field(default_factory=dict)
-    params_diff: Mapping[str, Any] = field(default_factory=dict)
-    gate: GateVerdict | None = None
-    data_base: DataSummary | None = None
-    data_pr: DataSummary | None = None
-    curves_base: Mapping[str, Curve] = field(default_factory=dict)
-    curves_pr: Mapping[str, Curve] = field(default_factory=dict)
-    f1_base: Mapping[str, float] = field(default_factory=dict)
-    f1_pr: Mapping[str, float] = field(default_factory=dict)
-    confusion_pr: Sequence[tuple[str, str]] = ()
-    repro: ReproRecord | None = None
-    base_ref: str = ""
-    base_sha: str = ""
-    head_ref: str = ""
-    head_sha: str = ""
-    images: Sequence[tuple[str, str]] = ()
+    conclusion: str
+    fork: bool
+    run_url: str = ""
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -79,18 +68,31 @@ _ESCAPES = {
     "[": "\\[",
     "]": "\\]",
     "*": "\\*",
+    "~": "\\~",
     "$": "\\$",
-    "@": "@&#8203;",  # no @-mentions from data values
+    "@": "@&#8203;",  # no @-mentions (a zero-width space after @ ends GitHub's match)
+    "#": "#&#8203;",  # no #123 / owner/repo#123 references, no headings
 }
 _ESCAPE_RE = re.compile("|".join(re.escape(c) for c in _ESCAPES))
+_AUTOLINK_RE = re.compile(r"(?i)(://|\bwww\.|\bgh-(?=\d))")  # bare links, GH-123 references
+_LONE_UNDERSCORE_RE = re.compile(r"(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])")  # log_loss stays
+# a list marker, a rule or an underline where the text starts (-0.5 and 0.97 stay as they are)
+_BLOCK_START_RE = re.compile(r"^(\d{0,9})([-+=.)])(?=\s|$|[-=])")
 
 
 def md_escape(value: Any, limit: int = MAX_CELL) -> str:
-    """Text safe inside a markdown table cell: no HTML, no cell breaks, no code, no mentions."""
+    """Text that stays literal text wherever the report puts it (a table cell, a list item).
+
+    For every string a PR controls: one line, no HTML, no links (bare URLs included), no
+    code, emphasis or table breaks, no @-mentions or #-references, nothing that opens a block.
+    """
     text = " ".join(str(value).split())
     if len(text) > limit:
         text = text[: limit - 1] + "…"
-    return _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text)
+    text = _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text)
+    text = _LONE_UNDERSCORE_RE.sub(r"\\_", text)
+    text = _AUTOLINK_RE.sub(lambda m: m.group(0)[:-1] + "&#8203;" + m.group(0)[-1], text)
+    return _BLOCK_START_RE.sub(r"\1\\\2", text)
 
 
 def _is_number(value: Any) -> bool:
@@ -318,7 +320,7 @@ def _ordered(names: Sequence[str], rules: Mapping[str, Any]) -> list[str]:
     return ruled + sorted(n for n in names if n not in rules)
 
 
-def _metric_values(inputs: ReportInputs) -> dict[str, dict[str, Any]]:
+def _metric_values(inputs: ReportData) -> dict[str, dict[str, Any]]:
     values = flatten_diff(inputs.metrics_diff)
     for name, rule in _gate_rules(inputs.gate).items():
         if name not in values:  # a ruled metric the diff does not know: show it anyway
@@ -326,7 +328,7 @@ def _metric_values(inputs: ReportInputs) -> dict[str, dict[str, Any]]:
     return values
 
 
-def _section_metrics(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _section_metrics(inputs: ReportData, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
     rules = _gate_rules(inputs.gate)
     with_gate = inputs.gate is not None
     header = ["Metric", "Base", "PR", "Change"] + (["Gate"] if with_gate else [])
@@ -371,7 +373,7 @@ def _per_class_summary(names: Sequence[str], values: Mapping[str, Mapping[str, A
     return text
 
 
-def _section_serving(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _section_serving(inputs: ReportData, values: Mapping[str, Mapping[str, Any]]) -> list[str]:
     names = [n for n in values if _is_serving(n)]
     out = ["### Serving cost", ""]
     if not names:
@@ -401,17 +403,49 @@ def _section_serving(inputs: ReportInputs, values: Mapping[str, Mapping[str, Any
 # --------------------------------------------------------------------------- verdict
 
 
-def _section_verdict(gate: GateVerdict | None) -> list[str]:
+def _section_verdict(gate: GateVerdict | None, origin: ReportOrigin | None) -> list[str]:
+    failed_run = origin is not None and origin.conclusion != "success"
     if gate is None:
-        return [
+        line = (
             "⚪ **No gate verdict**: `reports/gate.json` is missing (the gate stage did not run)."
-        ]
+        )
+        return [_failed_run_line(origin), "", line] if failed_run else [line]
     summary = re.sub(r"^\s*(not )?accepted\s*:?\s*", "", gate.summary)
     summary = md_escape(summary, limit=300)
-    line = "✅ **Accepted**" if gate.accepted else "❌ **Not accepted**"
-    out = [f"{line}: {summary}" if summary else line]
+    if gate.accepted and failed_run:
+        out = [_failed_run_line(origin)]
+    else:
+        line = "✅ **Accepted**" if gate.accepted else "❌ **Not accepted**"
+        out = [f"{line}: {summary}" if summary else line]
     if gate.reasons:
         out += ["", *(f"- {md_escape(r, limit=300)}" for r in gate.reasons)]
+    return out
+
+
+def _failed_run_line(origin: ReportOrigin | None) -> str:
+    """The verdict when the PR run did not succeed, whatever its artifact claims."""
+    conclusion = md_escape(origin.conclusion if origin else "unknown", limit=30)
+    return (
+        f"❌ **PR check failed**: the PR workflow run ended in `{conclusion}`, so this PR is not "
+        "accepted, whatever the data below says; its log says why."
+    )
+
+
+def _section_origin(origin: ReportOrigin | None) -> list[str]:
+    """The fork note and the link to the run that built the data (both from trusted values)."""
+    if origin is None:
+        return []
+    out = []
+    if origin.fork:
+        out += [
+            "> [!WARNING]",
+            "> **Built by the PR's own code.** This PR comes from a fork, and the model check "
+            "ran the fork's code: the figures and the verdict below are what that code reported. "
+            "A maintainer re-runs the pipeline on a branch of this repository before trusting "
+            "them.",
+        ]
+    if origin.run_url:
+        out += (["", ""] if out else []) + [f"[PR run that built this report]({origin.run_url})"]
     return out
 
 
@@ -434,7 +468,7 @@ def _same(old: Any, new: Any) -> bool:
     )
 
 
-def _section_params(inputs: ReportInputs) -> list[str]:
+def _section_params(inputs: ReportData) -> list[str]:
     out = ["### Params changed", ""]
     diff = inputs.params_diff or {}
     files = [f for f in sorted(diff) if isinstance(diff[f], Mapping)]
@@ -658,7 +692,7 @@ def _preferred(names: Sequence[str]) -> str:
     return min(names, key=rank)
 
 
-def _series_legend(base: bool, pr: bool, inputs: ReportInputs) -> str:
+def _series_legend(base: bool, pr: bool, inputs: ReportData) -> str:
     parts = []
     if base:
         parts.append(f"grey = base ({md_escape(inputs.base_sha or inputs.base_ref or 'base')})")
@@ -677,7 +711,7 @@ def _best(name: str, points: Sequence[tuple[float, float]]) -> str:
     return f"{_fmt_float(value)} @ {_chart_number(step)}"
 
 
-def _section_curves(inputs: ReportInputs) -> list[str]:
+def _section_curves(inputs: ReportData) -> list[str]:
     names = sorted(set(inputs.curves_base) | set(inputs.curves_pr))
     names = [n for n in names if inputs.curves_base.get(n) or inputs.curves_pr.get(n)]
     out = ["#### Training curves", ""]
@@ -739,7 +773,7 @@ def _curve_notes(base: Curve | None, pr: Curve | None, steps: Sequence[float]) -
     return "; ".join(notes)
 
 
-def _section_f1_chart(inputs: ReportInputs) -> list[str]:
+def _section_f1_chart(inputs: ReportData) -> list[str]:
     base = {str(k): v for k, v in (inputs.f1_base or {}).items() if _is_finite(v)}
     pr = {str(k): v for k, v in (inputs.f1_pr or {}).items() if _is_finite(v)}
     classes = sorted(set(base) | set(pr), key=_sort_key)
@@ -803,14 +837,14 @@ def _section_images(images: Sequence[tuple[str, str]]) -> list[str]:
     return ["", *out] if out else []
 
 
-def _section_plots(inputs: ReportInputs) -> list[str]:
+def _section_plots(inputs: ReportData, images: Sequence[tuple[str, str]]) -> list[str]:
     out = ["### Plots", ""]
     out += _section_curves(inputs)
     f1 = _section_f1_chart(inputs)
     if f1:
         out += ["", *f1]
     out += _section_confusion(inputs.confusion_pr)
-    out += _section_images(inputs.images)
+    out += _section_images(images)
     return out
 
 
@@ -847,7 +881,7 @@ def _section_repro(repro: ReproRecord | None) -> list[str]:
             "`dvc repro` produced"
         )
         items += [
-            f"  - `{md_escape(m.metric, limit=80)}`: committed "
+            f"  - {md_escape(m.metric, limit=80)}: committed "
             f"{md_escape(str(m.committed), limit=40)}, CI {md_escape(str(m.reproduced), limit=40)}"
             f" (allowed: {md_escape(m.allowed, limit=80)})"
             for m in repro.mismatches
@@ -867,7 +901,7 @@ def _section_repro(repro: ReproRecord | None) -> list[str]:
 # --------------------------------------------------------------------------- report
 
 
-def _footer(inputs: ReportInputs) -> list[str]:
+def _footer(inputs: ReportData, origin: ReportOrigin | None) -> list[str]:
     def side(ref: str, sha: str) -> str:
         ref_text, sha_text = md_escape(ref, limit=60), md_escape(sha, limit=12)
         if ref_text and sha_text and ref_text != sha_text:
@@ -876,31 +910,54 @@ def _footer(inputs: ReportInputs) -> list[str]:
 
     return [
         f"<sub>base {side(inputs.base_ref, inputs.base_sha)} → "
-        f"head {side(inputs.head_ref, inputs.head_sha)} · written by `mlops report`</sub>"
+        f"head {side(inputs.head_ref, inputs.head_sha)} · "
+        + (
+            "rendered by the default branch from the PR run's data</sub>"
+            if origin is not None
+            else "written by `mlops report`</sub>"
+        )
     ]
 
 
-def render_report(inputs: ReportInputs) -> str:
-    """The whole report as markdown (ends with a newline)."""
-    text = _render(inputs, with_plots=True)
+def render_report(
+    inputs: ReportData,
+    images: Sequence[tuple[str, str]] = (),
+    origin: ReportOrigin | None = None,
+) -> str:
+    """The whole report as markdown (ends with a newline).
+
+    `images`: [(alt, https url)] published images to show. `origin`: given by the comment
+    workflow, which renders a PR run's data: the verdict is checked against the run's
+    conclusion, and a fork's report says it was built by the PR's own code.
+    """
+    if origin is not None and origin.run_url and not _URL_RE.match(origin.run_url):
+        raise ValueError(f"run URL {origin.run_url!r} is not a plain https:// URL")
+    text = _render(inputs, images, origin, with_plots=True)
     if len(text) > MAX_CHARS:
-        text = _render(inputs, with_plots=False)
+        text = _render(inputs, images, origin, with_plots=False)
     if len(text) > MAX_CHARS:
         text = text[: MAX_CHARS - 100].rsplit("\n", 1)[0] + "\n\n_(report cut: too long)_\n"
     return text
 
 
-def _render(inputs: ReportInputs, with_plots: bool) -> str:
+def _render(
+    inputs: ReportData,
+    images: Sequence[tuple[str, str]],
+    origin: ReportOrigin | None,
+    with_plots: bool,
+) -> str:
     values = _metric_values(inputs)
+    plots = ["### Plots", "", "_Left out: too long._"]
     sections = [
         [WATERMARK, TITLE],
-        _section_verdict(inputs.gate),
+        _section_origin(origin),
+        _section_verdict(inputs.gate, origin),
         _section_metrics(inputs, values),
         _section_serving(inputs, values),
         _section_params(inputs),
         _section_data(inputs.data_base, inputs.data_pr),
-        _section_plots(inputs) if with_plots else ["### Plots", "", "_Left out: too long._"],
+        _section_plots(inputs, images) if with_plots else plots,
         _section_repro(inputs.repro),
-        _footer(inputs),
+        _footer(inputs, origin),
     ]
-    return "\n\n".join("\n".join(lines) for lines in sections) + "\n"
+    return "\n\n".join("\n".join(lines) for lines in sections if lines) + "\n"
