@@ -124,9 +124,16 @@ class Registry:
                 f"release it first (tag {self.project}@{version}), or pick a released "
                 f"version: {known}",
             )
+        author, email = tagger()
         with _gto_errors(self.repo):
             event = gto.api.assign(
-                str(self.repo), self.project, stage, version=version, force=force
+                str(self.repo),
+                self.project,
+                stage,
+                version=version,
+                force=force,
+                author=author,
+                author_email=email,
             )
         return Assignment(event.tag, version, stage, tag_number(event.tag))
 
@@ -166,6 +173,14 @@ class Registry:
                 "run inside the project's git clone (the registry is its tags)",
             )
         return done.stdout.split()
+
+
+def tagger() -> tuple[str | None, str | None]:
+    """Who signs the tag: git's own identity, else (a runner has none) the workflow's actor."""
+    actor = os.environ.get("GITHUB_ACTOR")
+    if os.environ.get("GIT_COMMITTER_NAME") or not actor:
+        return None, None
+    return actor, f"{actor}@users.noreply.github.com"
 
 
 def push_tag(tag: str, repo: Path = Path("."), remote: str = "origin") -> None:
