@@ -1,14 +1,21 @@
 """The real release workflow, run by act on a throwaway fork of the template, for two tags.
 
 main: the template (scikit-learn family), reproduced and committed; a maintainer's clone tags it.
-(a) `v1.0.0`, the first release: CI reproduces the pipeline with no cache, gates on the value
-    bounds only, builds and smoke-tests the bento, and hands the release exactly the bento, the
-    model card, the gate verdict and SHA256SUMS (which `sha256sum -c` verifies), attested; the
-    image job containerizes that bento for ghcr.io/acme/digits:v1.0.0 with its labels, pushes
-    it, and attests the digest buildx reported.
+(a) `v1.0.0`, the first release: a plain git step checks the tag is on main before any of the
+    tagged commit's code runs; GitHub and the registry are asked whether v1.0.0 exists; CI
+    reproduces the pipeline with no cache, gates on the value bounds only, packages afresh,
+    builds and smoke-tests the bento; the image job containerizes that bento for
+    ghcr.io/acme/digits:v1.0.0 with its labels, runs the image and smoke-tests it, pushes exactly
+    the tested image and attests the digest the push reported; then the release gets exactly
+    the bento, the model card, the gate verdict and SHA256SUMS (which `sha256sum -c` verifies),
+    attested.
 (b) `v1.1.0` on a later commit of main that tightened the gate (accuracy min 0.999) without
     changing the model: CI reproduces the committed metrics, the gate against v1.0.0 rejects
     them and names the rule, and nothing is released or pushed.
+(c) `v1.0.0` again, re-pointed at a later commit of main after its release: refused before
+    anything is built, nothing published.
+(d) a tag on a commit that is not on main: the git step stops the run before the environment
+    is even set up (no setup action, no `mlops`, nothing pulled or built).
 Remote actions, `gh` and `docker` are stand-ins (tests/act_harness.py, tests/act/stub.py);
 git, DVC, the pipeline, BentoML (build, serve, containerize) and the workflow file are real.
 """
@@ -71,13 +78,13 @@ def maintainer(work: Path, main_repo: Path) -> Path:
     return clone(main_repo, work / "maintainer")
 
 
-def release(repo: Path, tag: str, work: Path) -> tuple[ActRun, str]:
+def release(repo: Path, tag: str, work: Path, **options: Any) -> tuple[ActRun, str]:
     """Tag origin/main, check the tag out as actions/checkout would, run release.yml for it."""
     git(repo, "tag", "-a", tag, "-m", f"Release {tag}", "origin/main")
     git(repo, "checkout", "-q", tag)
     sha = git(repo, "rev-parse", "HEAD")
     payload = event_payload("push_tag", ref=f"refs/tags/{tag}", sha=sha)
-    run = run_workflow(repo, "release.yml", "push", payload, work, stubs=RELEASE_STUBS)
+    run = run_workflow(repo, "release.yml", "push", payload, work, stubs=RELEASE_STUBS, **options)
     return run, sha
 
 
@@ -97,6 +104,12 @@ def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
     run: ActRun = first["run"]
     assert run.returncode == 0, run.log[-6000:]
     assert "previous release: none (first release)" in run.log
+    on_main = "Require the tagged commit on the default branch"
+    assert run.step_succeeded(on_main), run.log[-6000:]
+    assert f"the tagged commit {first['sha']} is on main" in run.log
+    assert main_step_index(run, on_main) < main_step_index(run, "Set up the environment")
+    assert "release v1.0.0: not published yet in acme/digits" in run.log
+    assert "Running stage 'package'" in run.log  # packaged afresh from the clean checkout
     assert "reproducible: committed metrics reproduced in CI" in run.log
     assert "smoke test passed" in run.log
     assert re.search(r"(\d+) test rows, \1/\1 labels agree", run.log), run.log[-6000:]
@@ -105,7 +118,8 @@ def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
     assert {c["inputs"]["enable-cache"] for c in run.calls_of("setup-uv")} == {"false"}
     assert "Running stage 'train'" in run.log
 
-    (gh,) = run.calls_of("gh")
+    view, gh = run.calls_of("gh")  # asked first whether v1.0.0 exists, then created it
+    assert view["argv"][:5] == ["release", "view", "v1.0.0", "--repo", "acme/digits"]
     assert gh["token"] is True
     assert gh["argv"][:3] == ["release", "create", "v1.0.0"]
     assert gh["argv"][-7:] == [
@@ -146,7 +160,7 @@ def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
 
     assert sorted(gh["argv"][3:-7]) == sorted(f"dist/{name}" for name in names)
 
-    attest_files, _ = run.calls_of("attest")  # then the image's (below)
+    _, attest_files = run.calls_of("attest")  # after the image's (below)
     hashes = {f"dist/{p.name}": sha256(p) for p in assets.iterdir()}
     assert attest_files["files"] == hashes  # exactly the released bytes
     assert attest_files["token_given"] is True
@@ -161,10 +175,29 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
     assert login["inputs"]["registry"] == "ghcr.io" and login["password_given"] is True
     assert len(run.calls_of("setup-buildx")) == 1
 
-    (build,) = run.calls_of("docker")
+    docker = run.calls_of("docker")
+    verbs = [" ".join(c["argv"][:2]) for c in docker]
+    # Asked the registry first, built into the local store, ran the image by its ID and
+    # smoke-tested it, then pushed the same image: never pushed untested.
+    assert verbs == [
+        "buildx imagetools",
+        "buildx build",
+        "image inspect",
+        "run --detach",
+        "rm --force",
+        "image inspect",
+        "push ghcr.io/acme/digits:v1.0.0",
+    ], verbs
+    assert docker[0]["argv"] == ["buildx", "imagetools", "inspect", "ghcr.io/acme/digits:v1.0.0"]
+    build, run_call, push = docker[1], docker[3], docker[6]
     argv = build["argv"]
-    assert argv[:3] == ["buildx", "build", "--push"]
-    assert "--load" not in argv
+    assert argv[:3] == ["buildx", "build", "--load"]
+    assert "--push" not in argv
+    assert run_call["argv"][-1] == build["image_id"] == push["image_id"]
+    assert run_call["argv"][2] == "--publish"
+    assert re.fullmatch(r"127\.0\.0\.1:\d+:3000", run_call["argv"][3])  # loopback only
+    assert "image smoke test passed" in run.log
+    assert run.log.index("image smoke test passed") < run.log.index("pushed ghcr.io/acme/digits")
     assert values(argv, "--tag") == ["ghcr.io/acme/digits:v1.0.0"]
     packaged = store.read_bentomodel(main_repo / paths.BENTOMODEL_FILE).to_json()
     labels = dict(label.split("=", 1) for label in values(argv, "--label"))
@@ -183,10 +216,10 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
     assert "bento.yaml" in build["files"]
     assert "tensorflow" not in build["dockerfile"].lower()
 
-    _, attest_image = run.calls_of("attest")
+    attest_image, _ = run.calls_of("attest")
     assert attest_image["inputs"]["subject-name"] == "ghcr.io/acme/digits"
-    assert attest_image["inputs"]["subject-digest"] == build["digest"]
-    assert re.fullmatch(r"sha256:[0-9a-f]{64}", build["digest"])
+    assert attest_image["inputs"]["subject-digest"] == push["digest"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", push["digest"])
     assert attest_image["inputs"]["push-to-registry"] == "true"
     assert attest_image["inputs"]["create-storage-record"] == "false"
     assert attest_image["files"] == {}
@@ -213,6 +246,62 @@ def test_b_a_tag_whose_model_fails_the_gate_is_not_released(
     assert not (run.stub_dir / "releases").exists()
     assert run.calls_of("attest") == [] and run.calls_of("docker") == []
     assert run.calls_of("upload-artifact") == []
+
+
+def test_c_a_version_that_was_released_is_refused_before_anything_is_built(
+    work: Path, main_repo: Path, maintainer: Path, first: dict[str, Any]
+) -> None:
+    """v1.0.0 re-pointed at a later commit of main (its release exists): stopped at once."""
+    assert first["run"].returncode == 0
+    git(maintainer, "fetch", "-q", str(main_repo), "+refs/heads/main:refs/remotes/origin/main")
+    git(maintainer, "tag", "-d", "v1.0.0")
+    released = {"tagName": "v1.0.0", "url": "https://github.com/acme/digits/releases/tag/v1.0.0"}
+    run, sha = release(
+        maintainer,
+        "v1.0.0",
+        work / "run-v1.0.0-again",
+        gh_answers={"repos/acme/digits/releases/tags/v1.0.0": released},
+    )
+    assert sha != first["sha"]
+    assert run.returncode != 0
+    assert run.step_failed("Refuse a version that has a GitHub Release already"), run.log[-6000:]
+    assert "acme/digits already has a release v1.0.0" in run.log
+    assert [c["argv"][:3] for c in run.calls_of("gh")] == [["release", "view", "v1.0.0"]]
+    assert "Running stage" not in run.log  # nothing trained, packaged or built
+    assert run.calls_of("docker") == [] and run.calls_of("attest") == []
+    assert run.calls_of("upload-artifact") == []
+    assert not (run.stub_dir / "releases").exists()
+
+
+def test_d_a_tag_off_main_stops_before_any_project_code(
+    work: Path, maintainer: Path, first: dict[str, Any]
+) -> None:
+    assert first["run"].returncode == 0
+    git(maintainer, "checkout", "-q", "-B", "unreviewed", "origin/main")
+    (maintainer / "params.yaml").write_text(
+        (maintainer / "params.yaml").read_text() + "\n# an unreviewed change\n"
+    )
+    git(maintainer, "commit", "-q", "-am", "Unreviewed change")
+    sha = git(maintainer, "rev-parse", "HEAD")
+    git(maintainer, "tag", "-a", "v9.0.0", "-m", "Release v9.0.0")
+    git(maintainer, "checkout", "-q", "v9.0.0")
+    payload = event_payload("push_tag", ref="refs/tags/v9.0.0", sha=sha)
+    run = run_workflow(
+        maintainer, "release.yml", "push", payload, work / "run-off-main", stubs=RELEASE_STUBS
+    )
+    assert run.returncode != 0
+    assert run.step_failed("Require the tagged commit on the default branch"), run.log[-6000:]
+    assert f"the tagged commit {sha} is not on main" in run.log
+    # The tagged commit's own code never ran: no setup action, no `mlops`, no tool stand-in.
+    assert run.calls == []
+    assert "Set up the environment" not in run.log
+    assert "mlops release" not in run.log
+
+
+def main_step_index(run: ActRun, name: str) -> int:
+    """Position in the log where the step `name` started (act prints `⭐ Run Main <name>`)."""
+    lines = run.log.splitlines()
+    return next(i for i, line in enumerate(lines) if "Run Main" in line and name in line)
 
 
 def values(argv: list[str], flag: str) -> list[str]:

@@ -8,6 +8,7 @@ family, and LightGBM (the family from another library) through the same path."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import tarfile
@@ -26,9 +27,20 @@ VERSION = "v0.1.0"
 BENTO_NAME = "wine-service"  # store.bento_name of fork.fork_params' project.name
 
 
+LOCK_FILES = ("pyproject.toml", "uv.lock", "README.md")  # the lock the bento installs from
+
+
+def releasable_fork(tmp_path_factory, name: str, family: str = "sklearn"):
+    """A packaged fork with the project's pyproject.toml and uv.lock, as a release has them."""
+    root = packaged_fork(tmp_path_factory, name, family)
+    for lock_file in LOCK_FILES:
+        shutil.copy2(REPO / lock_file, root / lock_file)
+    return root
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    return packaged_fork(tmp_path_factory, "release")
+    return releasable_fork(tmp_path_factory, "release")
 
 
 def build(project, version: str = VERSION):
@@ -47,9 +59,17 @@ def split_rows(project) -> int:
 
 
 def requirement_names(bento) -> set[str]:
-    requirements = bento_member(bento, "env/python/requirements.txt").split()
-    assert all("==" in r for r in requirements)  # pinned to the tested versions
-    return {r.split("==")[0].lower() for r in requirements}
+    """The packages the bento installs, each pinned by uv.lock and verified by its hashes."""
+    text = bento_member(bento, "env/python/requirements.txt")
+    blocks = re.split(r"\n(?=\S)", text.strip())
+    hashed = [b for b in blocks if "--hash=sha256:" in b]
+    for block in hashed:
+        assert re.match(r"^[A-Za-z0-9._-]+==\S+", block), block  # pinned
+    names = {b.split("==")[0].lower() for b in hashed}
+    unhashed = [b for b in blocks if "--hash=" not in b]
+    # BentoML appends its own pin; the same version is locked, with hashes, above it.
+    assert all(b.split("==")[0] in names for b in unhashed), unhashed
+    return names
 
 
 def bento_member(path, name: str) -> str:
@@ -97,6 +117,7 @@ def test_the_bento_installs_its_own_familys_packages_only(built):
     names = requirement_names(bento)
     assert {"bentoml", "numpy", "pandas", "pydantic", "scikit-learn", "joblib"} <= names
     assert not {"tensorflow-cpu", "tensorflow", "keras", "lightgbm"} & names
+    assert not {"dvc", "dvclive", "evidently", "ray"} & names  # the pipeline's, not the service's
 
 
 def test_smoke_serves_the_exported_bento_from_a_fresh_home_and_agrees(project, built):
@@ -182,7 +203,7 @@ def test_the_lightgbm_family_is_released_like_the_others(tmp_path_factory):
     """The third family, from another library: packaged, built into a bento that carries
     LightGBM (and no other family's libraries), served and checked against the offline model
     on the fork's data, categorical and nullable columns included."""
-    root = packaged_fork(tmp_path_factory, "lightgbm-release", family="lightgbm")
+    root = releasable_fork(tmp_path_factory, "lightgbm-release", family="lightgbm")
     bento, stdout = build(root)
     assert "with lightgbm model wine-model:" in stdout
     info = yaml.safe_load(bento_member(bento, "bento.yaml"))

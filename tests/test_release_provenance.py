@@ -1,5 +1,6 @@
-"""A release ships only what a commit says: the provenance records a dirty work tree, and the
-release refuses a model packaged from one (or one the gate rejected)."""
+"""A release ships only what a commit says: the provenance records a dirty work tree (inputs
+that differ from HEAD; the outputs a re-run rewrites do not count), and the release refuses a
+model packaged from one (or one the gate rejected)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,53 @@ def test_a_staged_change_makes_it_dirty(repo: Path) -> None:
 
 def test_a_deleted_tracked_file_makes_it_dirty(repo: Path) -> None:
     (repo / "params.yaml").unlink()
+    assert work_tree_dirty() is True
+
+
+LOCK = """\
+schema: '2.0'
+stages:
+  evaluate:
+    cmd: mlops evaluate
+    outs:
+    - path: metrics/serving.json
+      hash: md5
+      md5: 1
+    - path: plots
+      hash: md5
+      md5: 2.dir
+"""
+
+
+@pytest.fixture
+def pipeline_repo(repo: Path) -> Path:
+    """The repo with dvc.lock and the git-tracked outputs it lists, committed."""
+    (repo / "dvc.lock").write_text(LOCK)
+    (repo / "metrics").mkdir()
+    (repo / "metrics" / "serving.json").write_text('{"p50_ms": 1.0}\n')
+    (repo / "metrics" / "serving.json.orig").write_text("{}\n")
+    (repo / "plots").mkdir()
+    (repo / "plots" / "curve.csv").write_text("x,y\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "results")
+    return repo
+
+
+def test_rewritten_pipeline_outputs_and_dvc_lock_do_not_count(pipeline_repo: Path) -> None:
+    (pipeline_repo / "metrics" / "serving.json").write_text('{"p50_ms": 1.3}\n')
+    (pipeline_repo / "plots" / "curve.csv").write_text("x,y\n1,2\n")
+    (pipeline_repo / "dvc.lock").write_text(LOCK.replace("md5: 1", "md5: 3"))
+    assert work_tree_dirty() is False
+
+
+def test_a_file_beside_an_output_still_counts(pipeline_repo: Path) -> None:
+    (pipeline_repo / "metrics" / "serving.json.orig").write_text('{"edited": true}\n')
+    assert work_tree_dirty() is True
+
+
+def test_an_input_change_counts_among_rewritten_outputs(pipeline_repo: Path) -> None:
+    (pipeline_repo / "metrics" / "serving.json").write_text('{"p50_ms": 1.3}\n')
+    (pipeline_repo / "params.yaml").write_text("seed: 2\n")
     assert work_tree_dirty() is True
 
 

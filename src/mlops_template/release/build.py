@@ -5,9 +5,12 @@ import it into the BentoML store if the store lacks it; write a copy of bentofil
 this model: named and described by params.yaml's `project` block (as recorded in the model's
 provenance), with the packages its family class declares (`serving_packages`) added and every
 package pinned to the version installed here, so a bento carries only its own family's
-libraries; `bentoml build --version <release>` from src/ with the model tag recorded as a
-template argument; export the bento to DIR/<name>-<version>.bento (an absolute path: BentoML
-writes relative ones to `/`).
+libraries; the bento installs those packages and their dependencies from a hashed export of
+uv.lock (release/requirements.py), and its base image should be pinned by digest
+(`docker: base_image: IMAGE@sha256:...` in bentofile.yaml; a warning says when it is not);
+`bentoml build --version <release>` from src/ with the model tag recorded as a template
+argument; export the bento to DIR/<name>-<version>.bento (an absolute path: BentoML writes
+relative ones to `/`).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from typing import Any
 import yaml
 
 from mlops_template import contract, paths
+from mlops_template.ci import gha
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically
 from mlops_template.records import PackagedModel, ProjectRecord
+from mlops_template.release.requirements import locked_requirements
 from mlops_template.serving import store
 
 _BARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -82,6 +87,22 @@ def model_bentofile(
     }
     config["args"] = {**(config.get("args") or {}), **(args or {}), "model_tag": model_tag}
     return config
+
+
+def with_locked_requirements(config: dict[str, Any], requirements: Path) -> dict[str, Any]:
+    """The bentofile installing `requirements` (the hashed lock export) instead of `packages`."""
+    python = {k: v for k, v in (config.get("python") or {}).items() if k != "packages"}
+    return {**config, "python": {**python, "requirements_txt": str(requirements)}}
+
+
+def base_image_problem(config: dict[str, Any]) -> str | None:
+    """Why the image's base is not pinned (None: it is, by digest)."""
+    base = str((config.get("docker") or {}).get("base_image") or "")
+    if not base:
+        return "bentofile.yaml sets no docker.base_image: BentoML's default base is a tag"
+    if not re.search(r"@sha256:[0-9a-f]{64}$", base):
+        return f"the image's base {base} is not pinned by digest (@sha256:...)"
+    return None
 
 
 def read_bentofile(path: Path = paths.BENTOFILE) -> dict[str, Any]:
@@ -157,7 +178,9 @@ def build_release(
     bentofile: Path = paths.BENTOFILE,
     context: Path = paths.BUILD_CONTEXT,
     args: dict[str, str] | None = None,
+    project: Path = Path("."),
 ) -> BuildResult:
+    """`project`: the directory with pyproject.toml and uv.lock (the lock the bento installs)."""
     import bentoml
     from bentoml.exceptions import NotFound
 
@@ -173,9 +196,19 @@ def build_release(
         bentoml.delete(f"{name}:{version}")  # a rebuild of the same release replaces it
     except NotFound:
         pass
+    if problem := base_image_problem(config):
+        gha.annotate(
+            "warning",
+            f"{problem}; set `docker: base_image: python:3.11-slim@sha256:<digest>` in "
+            "bentofile.yaml (`docker buildx imagetools inspect python:3.11-slim` shows it)",
+            title="Unpinned base image",
+        )
     with tempfile.TemporaryDirectory(prefix="mlops-bentofile-") as tmp:
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(locked_requirements(config["python"]["packages"], project))
         generated = Path(tmp) / "bentofile.yaml"
-        generated.write_text(yaml.safe_dump(config, sort_keys=False))
+        locked = with_locked_requirements(config, requirements)
+        generated.write_text(yaml.safe_dump(locked, sort_keys=False))
         tag = bentoml_build(generated, version, context.resolve())
     file = export_bento(tag, out_dir / f"{name}-{version}.bento")
     return BuildResult(tag, packaged.tag, family, file, config["python"]["packages"])

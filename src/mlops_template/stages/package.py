@@ -26,7 +26,14 @@ from mlops_template import model_io
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically, read_json, write_json
 from mlops_template.params import load_params
-from mlops_template.paths import BENTOMODEL_FILE, DATA_DVC, GATE_FILE, MODEL_DIR, QUALITY
+from mlops_template.paths import (
+    BENTOMODEL_FILE,
+    DATA_DVC,
+    DVC_LOCK,
+    GATE_FILE,
+    MODEL_DIR,
+    QUALITY,
+)
 from mlops_template.records import DataRef, GateVerdict, ModelRecord, ProjectRecord, Provenance
 from mlops_template.serving import store
 
@@ -59,10 +66,18 @@ def git_commit() -> str:
 
 
 def work_tree_dirty() -> bool | None:
-    """Whether tracked files differ from HEAD, as `git describe --dirty` counts it (untracked
-    files do not count); None outside a git work tree."""
-    out = _git("status", "--porcelain", "--untracked-files=no")
-    return bool(out.stdout.strip()) if out and out.returncode == 0 else None
+    """Whether files the pipeline does not write differ from HEAD (code, params, data.dvc,
+    staged or not); None outside a git work tree. Untracked files do not count (as in
+    `git describe --dirty`), nor do dvc.lock and the outputs it lists (metrics, plots), which
+    any re-run rewrites."""
+    from mlops_template.ci.repro import produced_paths, read_lock
+
+    out = _git("diff", "--name-only", "HEAD", "--")
+    if out is None or out.returncode != 0:
+        return None
+    produced = produced_paths(read_lock(DVC_LOCK) or {}) | {str(DVC_LOCK)}
+    changed = [line for line in out.stdout.splitlines() if line.strip()]
+    return any(not any(path == p or path.startswith(p + "/") for p in produced) for path in changed)
 
 
 def data_md5(dvc_file: Path = DATA_DVC) -> str:
