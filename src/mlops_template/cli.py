@@ -120,6 +120,21 @@ DEPLOY_COMMANDS: Commands = {
     ),
 }
 
+MONITOR_COMMANDS: Commands = {
+    "drift": (
+        "mlops_template.monitor.cli:drift",
+        "compare the prediction log with the training split (Evidently); exit 1 on drift",
+    ),
+    "issue": (
+        "mlops_template.monitor.issue:issue",
+        "keep the one open `model-drift` GitHub issue up to date (gh)",
+    ),
+    "rules": (
+        "mlops_template.monitor.rules:rules",
+        "write the project's Prometheus series: training class priors, alert thresholds",
+    ),
+}
+
 COMMANDS: Commands = {
     "data": (
         "mlops_template.stages.data:data",
@@ -224,6 +239,15 @@ mlops.add_command(
         lazy=RELEASE_COMMANDS,
         help="The steps the release workflow runs on a version tag.",
         short_help="build, smoke-test and document the release bento",
+    )
+)
+mlops.add_command(
+    LazyGroup(
+        "monitor",
+        lazy=MONITOR_COMMANDS,
+        help="Operate the served model: drift of the prediction log, the drift issue, the "
+        "Prometheus series of the project.",
+        short_help="drift check, drift issue, Prometheus rules",
     )
 )
 mlops.add_command(

@@ -138,6 +138,8 @@ def cml(argv: list[str]) -> int:
 
 def gh(argv: list[str]) -> int:
     """`gh api repos/O/R/pulls/N`: answers from $ACT_STUB_DIR/gh/<path with / as _>.json."""
+    if argv[:1] in (["issue"], ["label"]):
+        return gh_issue(argv)
     log("gh", argv=argv, token=bool(os.environ.get("GH_TOKEN")))
     if os.environ.get("ACT_STUB_FAIL") == "gh":
         print("HTTP 401: Bad credentials (https://api.github.com/graphql)", file=sys.stderr)
@@ -169,6 +171,70 @@ _GH_RELEASE_VALUE_FLAGS = {
     "--discussion-category",
     "--notes-start-tag",
 }
+
+
+def _flag(argv: list[str], name: str) -> str | None:
+    values = _flag_values(argv, name)
+    return values[-1] if values else None
+
+
+def gh_issue(argv: list[str]) -> int:
+    """`gh issue list|create|edit|comment|close` and `gh label create` on a small issue store,
+    $ACT_STUB_DIR/gh/issues.json (seeded by the test: `gh_answers={"issues": [...]}`), kept as
+    GitHub keeps issues: numbered from 1, created by the token's bot, listed newest first. The
+    call is recorded with the text of its --body-file."""
+    store = STUB_DIR / "gh" / "issues.json"
+    issues = json.loads(store.read_text(encoding="utf-8")) if store.is_file() else []
+    body_file = _flag(argv, "--body-file")
+    body = Path(body_file).read_text(encoding="utf-8") if body_file else None
+    log("gh", argv=argv, token=bool(os.environ.get("GH_TOKEN")), body=body)
+    verb = argv[:2]
+    by_number = {str(issue["number"]): issue for issue in issues}
+    if verb == ["label", "create"]:
+        return 0
+    if verb == ["issue", "list"]:
+        label, state = _flag(argv, "--label"), _flag(argv, "--state") or "open"
+        fields = (_flag(argv, "--json") or "number").split(",")
+        found = [
+            {key: issue.get(key) for key in fields}
+            for issue in sorted(issues, key=lambda i: -i["number"])
+            if label in issue["labels"] and state in ("all", issue["state"].lower())
+        ]
+        print(json.dumps(found[: int(_flag(argv, "--limit") or 30)]))
+        return 0
+    if verb == ["issue", "create"]:
+        number = max((i["number"] for i in issues), default=0) + 1
+        issues.append(
+            {
+                "number": number,
+                "state": "OPEN",
+                "author": {"login": "app/github-actions", "is_bot": True},
+                "title": _flag(argv, "--title"),
+                "labels": _flag_values(argv, "--label"),
+                "body": body,
+                "comments": [],
+            }
+        )
+        print(f"https://github.com/acme/digits/issues/{number}")
+    elif verb[0] == "issue" and len(argv) > 2 and argv[2] in by_number:
+        issue = by_number[argv[2]]
+        if verb[1] == "edit":
+            issue["body"] = body if body is not None else issue["body"]
+        elif verb[1] == "comment":
+            issue["comments"].append(body)
+        elif verb[1] == "close":
+            issue["state"] = "CLOSED"
+            if _flag(argv, "--comment"):
+                issue["comments"].append(_flag(argv, "--comment"))
+        else:
+            print(f"gh stub: unsupported command {argv}", file=sys.stderr)
+            return 1
+    else:
+        print("gh: Could not resolve to an issue (HTTP 404)", file=sys.stderr)
+        return 1
+    store.parent.mkdir(parents=True, exist_ok=True)
+    store.write_text(json.dumps(issues, indent=2), encoding="utf-8")
+    return 0
 
 
 def gh_release_create(args: list[str]) -> int:
