@@ -177,6 +177,10 @@ COMMANDS: Commands = {
         "mlops_template.report.cli:report",
         "write the PR report: metrics/params diff, gate verdict, data changes, charts",
     ),
+    "sweep": (
+        "mlops_template.compute.sweep:sweep",
+        "search train.<family> params with Ray Tune (params.yaml sweep); rank the trials",
+    ),
 }
 
 
@@ -285,6 +289,7 @@ def _quiet_telemetry() -> None:
     os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("ITERATIVE_DO_NOT_TRACK", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("BENTOML_HOME", str(Path.cwd() / ".bentoml"))
 
 

@@ -107,14 +107,30 @@ class SchemaParams(Strict):
         return None
 
 
+class ComputeParams(Strict):
+    """Where the train stage fits the model: `local` (this process) or `ray` (the Ray cluster
+    at RAY_ADDRESS). `compute: ray` is short for `compute: {backend: ray}`."""
+
+    backend: Literal["local", "ray"] = "local"
+    num_workers: int = Field(default=1, ge=1)  # Ray workers reserved for the fit
+    cpus_per_worker: float = Field(default=1.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return {"backend": value} if isinstance(value, str) else value
+
+
 class TrainParams(BaseModel):
     """`family` picks the model family; one block per family holds its hyperparameters
-    (validated by the family's own `Params`)."""
+    (validated by the family's own `Params`). `compute` is not a family block: it says where
+    the fit runs, and is `local` when absent."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     family: str
     seed: int
+    compute: ComputeParams = Field(default_factory=ComputeParams)
     _family_params: BaseModel | None = PrivateAttr(default=None)
 
     @property
@@ -217,6 +233,33 @@ class MonitorParams(Strict):
     alerts: AlertParams = Field(default_factory=AlertParams)
 
 
+SWEEP_METRICS = ("accuracy", "precision_macro", "recall_macro", "f1_macro", "log_loss")
+
+
+class SweepParams(Strict):
+    """`mlops sweep`: a seeded random search over `space` with Ray Tune, each trial scored on a
+    validation part of the train split (never the test split). `space` maps a dotted key of the
+    chosen family's block (`train.<family>.<key>`) to the values to try."""
+
+    metric: Literal[SWEEP_METRICS] = "accuracy"  # type: ignore[valid-type]
+    mode: Literal["max", "min"] = "max"
+    num_samples: int = Field(default=8, ge=1)  # trials
+    max_concurrent: int = Field(default=2, ge=1)  # trials running at once on the cluster
+    seed: int = 0
+    validation_size: float = Field(default=0.2, gt=0, lt=1)
+    space: dict[str, list[Any]] = Field(min_length=1)
+
+    @field_validator("space")
+    @classmethod
+    def _values_to_try(cls, space: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        for key, values in space.items():
+            if not key.startswith("train.") or key.count(".") < 2:
+                raise ValueError(f"{key!r} is not a key of a family block: train.<family>.<key>")
+            if not values:
+                raise ValueError(f"{key!r} has no values to try")
+        return space
+
+
 class Params(Strict):
     project: ProjectParams
     data: DataParams
@@ -227,6 +270,7 @@ class Params(Strict):
     gate: GateParams
     ci: CiParams
     monitor: MonitorParams = Field(default_factory=MonitorParams)
+    sweep: SweepParams | None = None
 
 
 def _describe(error: dict[str, Any]) -> str:

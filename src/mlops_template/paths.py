@@ -45,3 +45,5 @@ MONITORING_DIR = Path("monitoring")  # what operators load: Prometheus rules, Gr
 ALERT_RULES = MONITORING_DIR / "prometheus" / "alerts.rules.yml"  # hand-kept, project-agnostic
 PROJECT_RULES = MONITORING_DIR / "prometheus" / "project.rules.yml"  # `mlops monitor rules`
 DASHBOARD = MONITORING_DIR / "grafana" / "model-service.json"  # Grafana dashboard (import it)
+SWEEP_FILE = Path("reports/sweep.json")  # `mlops sweep`: every trial, ranked (best first)
+SWEEP_TABLE = Path("reports/sweep.md")  # `mlops sweep`: the ranked trials as a markdown table

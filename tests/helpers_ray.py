@@ -1,0 +1,115 @@
+"""A real Ray head on 127.0.0.1 for the Ray tests and benchmarks/ray.py.
+
+Loopback only (every listener on 127.0.0.1: `--node-ip-address` and
+RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, drivers included), its own temp dir and ports, usage stats
+off. It is stopped by the PID of the `ray start --block` process we started and its process
+group, never with `ray stop` (which stops every Ray process on the machine).
+
+On a loaded machine the raylet may give up waiting for its dashboard agent (a fixed 15 s wait
+in Ray 2.60) and the head fails to start: it is retried, a few times at most.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LOOPBACK_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+READY = "Ray runtime started"
+ATTEMPTS = 3
+START_TIMEOUT_S = 180.0
+
+
+@dataclass
+class Head:
+    process: subprocess.Popen[str]
+    address: str  # host:port of the GCS: what RAY_ADDRESS holds
+    temp_dir: Path
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def stop(self) -> None:
+        """SIGTERM to `ray start --block` (it stops what it started), then SIGKILL to its
+        process group (only the processes this head started are in it)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+def ports(base: int) -> dict[str, int]:
+    return {
+        "port": base,
+        "ray-client-server-port": base + 1,
+        "dashboard-agent-listen-port": base + 2,
+        "dashboard-agent-grpc-port": base + 3,
+        "runtime-env-agent-port": base + 4,
+        "metrics-export-port": base + 5,
+        "node-manager-port": base + 6,
+        "object-manager-port": base + 7,
+        "min-worker-port": base + 100,
+        "max-worker-port": base + 199,
+    }
+
+
+def _free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _launch(temp_dir: Path, base: int, num_cpus: int, log: Path) -> subprocess.Popen[str]:
+    ray = Path(sys.executable).parent / "ray"
+    flags = [f"--{name}={value}" for name, value in ports(base).items()]
+    cmd = [
+        str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+        *flags, f"--num-cpus={num_cpus}", "--include-dashboard=false",
+        "--disable-usage-stats", f"--temp-dir={temp_dir}",
+    ]  # fmt: skip
+    return subprocess.Popen(
+        cmd,
+        env={**os.environ, **LOOPBACK_ENV},
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: stop() ends exactly this head
+    )
+
+
+def start_head(temp_dir: Path | str, base_port: int, num_cpus: int = 2) -> Head:
+    """A ready head (or RuntimeError with the end of its log)."""
+    temp_dir = Path(temp_dir)  # short: Ray's socket paths must fit in 107 bytes
+    temp_dir.mkdir(parents=True, exist_ok=True)
+    busy = [p for p in (base_port, base_port + 1, base_port + 100) if not _free(p)]
+    if busy:
+        raise RuntimeError(f"ports {busy} are in use: choose another base port")
+    tail = ""
+    for attempt in range(1, ATTEMPTS + 1):
+        log = temp_dir / f"start-{attempt}.log"
+        head = Head(
+            _launch(temp_dir, base_port, num_cpus, log), f"127.0.0.1:{base_port}", temp_dir, log
+        )
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline and head.process.poll() is None:
+            if READY in log.read_text(errors="replace"):
+                return head
+            time.sleep(0.5)
+        head.stop()
+        tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"the Ray head did not start in {ATTEMPTS} attempts:\n{tail}")
