@@ -19,6 +19,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -280,29 +282,66 @@ def post(url: str, payload: Any) -> tuple[int, Any]:
     return status, json.loads(body)
 
 
-class DevServer:
-    """`bentoml serve <import path>` inside a project (the dev path), on a free local port."""
+def drive_asgi(
+    app: Any,
+    path: str = "/predict",
+    headers: list[tuple[str, str]] | None = None,
+    chunks: list[bytes] | None = None,
+    method: str = "POST",
+    query: bytes = b"",
+) -> list[dict[str, Any]]:
+    """Run one HTTP request through an ASGI app in this process (the body in `chunks`, as it
+    streams in); returns the messages the app sent."""
+    import asyncio
 
-    def __init__(self, root: Path, target: str = "mlops_template.serving.service:Classifier"):
+    chunks = [b"{}"] if chunks is None else chunks
+    messages = [
+        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+        for i, c in enumerate(chunks)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or [])],
+    }
+    asyncio.run(app(scope, receive, send))
+    return sent
+
+
+class DevServer:
+    """`bentoml serve <import path>` inside a project (the dev path), on a free local port,
+    with template arguments (`--arg KEY=VALUE`) and extra environment variables."""
+
+    def __init__(
+        self,
+        root: Path,
+        target: str = "mlops_template.serving.service:Classifier",
+        args: tuple[str, ...] = (),
+        **extra_env: str,
+    ):
         self.root = root
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / "server.log"
+        self.log = root / f"server-{self.port}.log"
+        command = [sys.executable, "-m", "bentoml", "serve", target, "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), *[p for a in args for p in ("--arg", a)]]
         with open(self.log, "wb") as out:
             self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "bentoml",
-                    "serve",
-                    target,
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(self.port),
-                ],
+                command,
                 cwd=root,
-                env=env(root),
+                env=env(root, **extra_env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
@@ -320,6 +359,9 @@ class DevServer:
             time.sleep(0.25)
         raise AssertionError(f"server not ready in {timeout} s:\n{self.log.read_text()[-3000:]}")
 
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
     def stop(self) -> None:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
@@ -328,3 +370,14 @@ class DevServer:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+@contextmanager
+def running_server(root: Path, args: tuple[str, ...] = (), **extra_env: str) -> Iterator[DevServer]:
+    """A ready DevServer for the length of the block (a module-scoped fixture yields it)."""
+    server = DevServer(root, args=args, **extra_env)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()

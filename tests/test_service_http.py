@@ -8,7 +8,10 @@ import os
 import re
 import signal
 import socket
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from http.client import HTTPConnection
 
 import numpy as np
 import pytest
@@ -21,11 +24,13 @@ from helpers_serving import (
     json_instances,
     packaged_project,
     post,
+    running_server,
     split_frame,
 )
 
 from mlops_template import paths
 from mlops_template.model_io import load_model
+from mlops_template.records import PredictionRecord
 from mlops_template.serving import store
 
 pytestmark = pytest.mark.slow
@@ -42,12 +47,12 @@ def project(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(project):
-    server = DevServer(project)
-    try:
-        server.wait_ready()
+    """Batching on (the scikit-learn family does not ask for it: the hardest path is the one
+    tested) and the prediction log on, every request logged."""
+    with running_server(
+        project, args=("batching=true",), MLOPS_PREDICTION_LOG=str(project / "predictions")
+    ) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_served_predictions_equal_the_offline_model(server, project):
@@ -279,31 +284,146 @@ def test_metadata_describes_the_packaged_model(server, project):
     assert meta["params"] == record["params"]
     assert meta["metrics"] == record["metrics"]
     assert meta["gate"] == record["gate"] and meta["gate"]["accepted"] is True
+    assert meta["serving"]["batched"] is True  # --arg batching=true
+    assert meta["serving"]["max_batch_size"] == meta["input"]["max_rows"] == 1000
+    assert meta["serving"]["max_concurrency"] == 32
 
 
-def test_a_request_in_flight_at_sigterm_completes(project):
-    """Send half a request, SIGTERM the server (as `docker stop` does), then the rest."""
-    server = DevServer(project)
+def _head(body: bytes) -> bytes:
+    return (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    response = b""
+    while chunk := sock.recv(65536):
+        response += chunk
+    return response
+
+
+def test_requests_in_flight_at_sigterm_complete_and_a_stalled_one_is_bounded(project):
+    """8 clients are each one byte short of a 1000-row request when the server gets SIGTERM
+    (as `docker stop` sends it); they send that byte after shutdown has begun and all get
+    their answer. A ninth never finishes its body: the request timeout (5 s here) ends it, so
+    the server still exits (the grace period is bounded)."""
+    server = DevServer(project, args=("timeout_s=5",))
     try:
         server.wait_ready()
-        body = _json({"instances": [VALID_ROW] * 20})
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-            head = (
-                f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            sock.sendall(head.encode() + body[:40])
-            time.sleep(0.5)  # the server is now reading this request
-            os.kill(server.process.pid, signal.SIGTERM)
-            time.sleep(1.0)  # shutdown has begun; the request is still incomplete
-            sock.sendall(body[40:])
-            response = b""
-            while chunk := sock.recv(65536):
-                response += chunk
-        status_line, _, rest = response.partition(b"\r\n")
-        assert status_line.startswith(b"HTTP/1.1 200"), response[:300]
-        answer = json.loads(rest.partition(b"\r\n\r\n")[2])
-        assert len(answer) == 20
-        assert server.process.wait(30) == 0
+        body = _json({"instances": [VALID_ROW] * 1000})
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=60) for _ in range(9)]
+        for sock in socks:
+            sock.sendall(_head(body) + body[:-1])
+        time.sleep(0.5)  # the server is reading these requests
+        os.kill(server.process.pid, signal.SIGTERM)
+        time.sleep(1.0)  # shutdown has begun; no request is complete
+        for sock in socks[:8]:
+            sock.sendall(body[-1:])
+        with ThreadPoolExecutor(9) as pool:
+            responses = list(pool.map(_read_all, socks))
+        for response in responses[:8]:
+            status_line, _, rest = response.partition(b"\r\n")
+            assert status_line.startswith(b"HTTP/1.1 200"), response[:300]
+            assert len(json.loads(rest.partition(b"\r\n\r\n")[2])) == 1000
+        assert responses[8].startswith(b"HTTP/1.1 504"), responses[8][:300]
+        assert server.process.wait(60) == 0
+        assert "Traceback" not in server.log_text()
     finally:
+        for sock in locals().get("socks", []):
+            sock.close()
         server.stop()
+
+
+def test_thousand_row_requests_are_answered_in_one_batch(server, project):
+    """The most a request may carry, from 8 clients at once, with adaptive batching on: never
+    split into batches that wait on one another (a 64-row batch size made every one a 503)."""
+    model = load_model(project / paths.MODEL_DIR)
+    frame = split_frame(project)
+    rows = json_instances(frame, model.spec)
+    times = -(-1000 // len(rows))
+    instances = (rows * times)[:1000]
+    expected = (model.predict(frame) * times)[:1000]
+
+    def ask(_: int) -> tuple[int, list]:
+        return post(f"{server.url}/predict", {"instances": instances})
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(ask, range(16)))
+    assert [status for status, _ in answers] == [200] * 16, answers[0]
+    for _, answer in answers:
+        assert [a["label"] for a in answer] == expected
+
+
+def test_32_clients_with_100_rows_each_get_no_error(server):
+    """A short load test: every client keeps one connection and sends 100-row requests for
+    3 s. No timing is asserted, only that every request is answered 200."""
+    body = _json({"instances": [VALID_ROW] * 100})
+    stop = time.monotonic() + 3.0
+    statuses: list[int] = []
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        connection = HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            while time.monotonic() < stop:
+                connection.request("POST", "/predict", body, {"Content-Type": "application/json"})
+                response = connection.getresponse()
+                answer = response.read()
+                with lock:
+                    statuses.append(response.status)
+                    if response.status != 200:
+                        failures.append(answer[:300].decode(errors="replace"))
+        except OSError as exc:
+            with lock:
+                failures.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, failures[:3]
+    assert len(statuses) >= 32 and set(statuses) == {200}
+
+
+def test_the_server_logs_its_model_once_at_start(server, project):
+    tag = store.model_tag(SYNTH_PROJECT, project / paths.MODEL_DIR)
+    lines = [line for line in server.log_text().splitlines() if "serving model" in line]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert f"serving model {tag} (family sklearn, classes {SYNTH_CLASSES})" in line
+    assert "6 columns: length_mm (a number from 0 to 500), ratio (a number)" in line
+    assert "weight_g (a number >= 0, or null); or nested as 2x3" in line
+    assert "1..1000 instances per request" in line and "batched=True" in line
+    assert f"prediction_log={project / 'predictions' / 'predictions.jsonl'}" in line
+
+
+def test_an_answered_request_lands_in_the_prediction_log(server, project):
+    marker = 0.123456789  # a ratio no other test sends
+    rows = [[10.0 * k, marker, k, "blue", k % 2 == 0, None] for k in range(3)]
+    named = dict(zip(SYNTH_FEATURES, [99.5, marker, 7, "red", False, 0.25], strict=True))
+    status, answer = post(f"{server.url}/predict", {"instances": [*rows, named]})
+    assert status == 200
+    log = project / "predictions" / "predictions.jsonl"
+    deadline = time.monotonic() + 30
+    found: list[PredictionRecord] = []
+    while time.monotonic() < deadline and len(found) < 4:
+        time.sleep(0.2)
+        text = log.read_text() if log.exists() else ""
+        found = [
+            PredictionRecord.parse_text(line, str(log))
+            for line in text.splitlines()
+            if str(marker) in line
+        ]
+    assert [r.features for r in found] == [
+        *(dict(zip(SYNTH_FEATURES, row, strict=True)) for row in rows),
+        named,
+    ]
+    assert [(r.prediction, r.confidence) for r in found] == [
+        (a["label"], a["confidence"]) for a in answer
+    ]
+    assert {r.model for r in found} == {answer[0]["model_version"]}

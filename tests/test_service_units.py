@@ -4,7 +4,6 @@ service class itself called directly (no HTTP)."""
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import json
 import math
@@ -20,6 +19,7 @@ from helpers_serving import (
     SYNTH_CLASSES,
     SYNTH_FEATURES,
     SYNTH_PROJECT,
+    drive_asgi,
     json_instances,
     packaged_project,
     split_frame,
@@ -432,26 +432,8 @@ def call_middleware(
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    messages = [
-        {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
-        for i, c in enumerate(chunks)
-    ]
-
-    async def receive():
-        return messages.pop(0) if messages else {"type": "http.disconnect"}
-
-    sent: list[dict[str, Any]] = []
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "method": method,
-        "path": "/predict",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-    }
-    asyncio.run(RequestLimits(inner, max_body_bytes=limit)(scope, receive, send))
+    app = RequestLimits(inner, max_body_bytes=limit)
+    sent = drive_asgi(app, headers=list(headers.items()), chunks=chunks, method=method)
     return sent[0]["status"], sent[1]["body"], seen[0] if seen else None
 
 

@@ -15,10 +15,20 @@ body of any size, and falls back to JSON for any content type. So, in this order
 - GET /metrics is answered here (serving/metrics.py: BentoML's own metrics are off);
 - a POST body: a declared Content-Length over the limit gets 413 at once; a body without one is
   counted as it streams in and cut off with 413 as soon as it passes the limit; a Content-Type
-  that is not JSON gets 415. The accepted body is then handed on unchanged.
+  that is not JSON gets 415. The accepted body is then handed on unchanged;
+- capacity: with `max_concurrency`, a request to an API route that arrives (body read) while
+  that many are in progress in this worker gets 503 at once, and any 503 BentoML answers (its
+  batching queue shedding a request that waited too long) is rewritten the same way: a JSON
+  error saying the server is at capacity and a `Retry-After` header. A client is never told
+  "unexpected error" for overload.
 
 Every refusal is a JSON `{"error": ...}` saying what is wrong and how to fix it, logged at INFO
-(no traceback), and answered with `Connection: close` (the rest of the stream is not trusted).
+(no traceback), and answered with `Connection: close` (the rest of the stream is not trusted);
+a 503 keeps the connection (the request was read whole) and is logged as a WARNING at most
+every OVERLOAD_LOG_S seconds, with the count.
+
+An answered /predict (200, sent whole) is counted in the metrics and, when the prediction log
+is on (serving/predlog.py), handed to it after the answer is sent.
 
 `quiet_client_errors()` does the same for BentoML's own 4xx answers (see its docstring).
 """
@@ -30,9 +40,12 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_template.serving.metrics import UNKNOWN_ENDPOINT, exposition, prediction_metrics
+
+if TYPE_CHECKING:
+    from mlops_template.serving.predlog import PredictionLog
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -58,6 +71,7 @@ STATIC_PREFIX = "/static_content/"
 METRICS_ROUTE = "/metrics"
 PREDICT_ROUTE = "/predict"
 QUOTED_PATH = 100  # characters of an unknown path quoted back in the 404
+OVERLOAD_LOG_S = 10.0  # at most one overload warning per this many seconds
 
 logger = logging.getLogger("mlops_template.serving")
 
@@ -67,7 +81,9 @@ class RequestLimits:
 
     `api_routes` are the service's POST routes; with it, any other path outside
     SYSTEM_ROUTES and STATIC_PREFIX gets 404. Without it (None) every path passes, and nothing
-    is observed: the middleware only checks requests.
+    is observed: the middleware only checks requests. `max_concurrency` (None: no limit) is
+    the number of API requests in progress past which a new one gets 503 with `Retry-After:
+    retry_after_s`.
     """
 
     def __init__(
@@ -78,6 +94,9 @@ class RequestLimits:
         model_version: str = "",
         max_url_bytes: int = MAX_URL_BYTES,
         max_header_bytes: int = MAX_HEADER_BYTES,
+        max_concurrency: int | None = None,
+        retry_after_s: int = 1,
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
@@ -86,6 +105,12 @@ class RequestLimits:
         self.model_version = model_version
         self.max_url_bytes = max_url_bytes
         self.max_header_bytes = max_header_bytes
+        self.max_concurrency = max_concurrency
+        self.retry_after_s = retry_after_s
+        self.prediction_log = prediction_log
+        self.in_progress = 0
+        self._overloaded = 0  # 503s not yet reported in the log
+        self._overload_logged = float("-inf")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,7 +123,7 @@ class RequestLimits:
         observed = _Observed(send, keep_body=endpoint == PREDICT_ROUTE)
         started = time.perf_counter()
         try:
-            await self._checked(scope, receive, observed.send, endpoint)
+            await self._checked(scope, receive, observed.send, endpoint, observed)
         except BaseException as exc:
             # Cancelled: BentoML's timeout answers 504 outside this middleware. Anything else
             # becomes a 500 there.
@@ -125,11 +150,21 @@ class RequestLimits:
             latency = seconds if is_api else None
             metrics.observe_request(endpoint, status, latency, self.model_version)
             if endpoint == PREDICT_ROUTE and status == 200 and observed.complete:
-                metrics.observe_answer(b"".join(observed.body), self.model_version)
+                answer = b"".join(observed.body)
+                metrics.observe_answer(answer, self.model_version)
+                if self.prediction_log is not None and observed.request_body is not None:
+                    self.prediction_log.submit(observed.request_body, answer)
         except Exception:
             logger.exception("could not record the metrics of a %s answer", endpoint)
 
-    async def _checked(self, scope: Scope, receive: Receive, send: Send, endpoint: str) -> None:
+    async def _checked(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        endpoint: str,
+        observed: _Observed | None = None,
+    ) -> None:
         refusal = self._refusal(scope, endpoint)
         if refusal is not None:
             status, message = refusal
@@ -151,7 +186,46 @@ class RequestLimits:
         body = await self._read_body(receive, send)
         if body is None:
             return
-        await self.app(scope, _replay(body, receive), send)
+        if self.api_routes is None or endpoint not in self.api_routes:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        if observed is not None:
+            observed.request_body = body
+        if self.max_concurrency is not None and self.in_progress >= self.max_concurrency:
+            await self._at_capacity(send, f"{self.in_progress} requests are in progress")
+            return
+        admitted = _Admitted(self, send)
+        try:
+            await self.app(scope, _replay(body, receive), admitted.send)
+        finally:
+            admitted.release()
+
+    async def _at_capacity(self, send: Send, why: str) -> None:
+        """503 with Retry-After: the request was fine, the server is full; try again soon."""
+        message = (
+            f"the server is at capacity ({why}): retry after {self.retry_after_s} s, or send "
+            "fewer requests at a time"
+        )
+        self._log_overload()
+        await _reply(
+            send,
+            503,
+            message,
+            close=False,
+            extra=[(b"retry-after", str(self.retry_after_s).encode())],
+        )
+
+    def _log_overload(self) -> None:
+        self._overloaded += 1
+        now = time.monotonic()
+        if now - self._overload_logged >= OVERLOAD_LOG_S:
+            logger.warning(
+                "at capacity: %d request(s) answered 503 with Retry-After since the last "
+                "warning (max_concurrency %s per worker)",
+                self._overloaded,
+                self.max_concurrency,
+            )
+            self._overloaded, self._overload_logged = 0, now
 
     def _refusal(self, scope: Scope, endpoint: str) -> tuple[int, str] | None:
         """(status, message) when the request is refused before its body is read."""
@@ -238,13 +312,15 @@ class RequestLimits:
 
 
 class _Observed:
-    """Wraps send(): the status, and the body of a /predict answer, as the client gets them."""
+    """Wraps send(): the status, and the body of a /predict answer, as the client gets them
+    (and the request body, for the prediction log)."""
 
     def __init__(self, send: Send, keep_body: bool) -> None:
         self._send = send
         self.keep_body = keep_body
         self.status: int | None = None
         self.body: list[bytes] = []
+        self.request_body: bytes | None = None
         self.complete = False
 
     async def send(self, message: Message) -> None:
@@ -255,6 +331,37 @@ class _Observed:
         await self._send(message)
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             self.complete = True  # sent: a failure after this point is not the client's
+
+
+class _Admitted:
+    """An admitted API request: counted in progress until its answer is sent whole (not until
+    the app returns: BentoML runs clean-up tasks after the answer, while the client may already
+    send its next request). Its send() turns a 503 from BentoML (the batching queue shed the
+    request) into the ingress's own 503 with Retry-After."""
+
+    def __init__(self, limits: RequestLimits, send: Send) -> None:
+        self.limits = limits
+        self._send = send
+        self.replaced = False
+        self.counted = True
+        limits.in_progress += 1
+
+    def release(self) -> None:
+        if self.counted:
+            self.counted = False
+            self.limits.in_progress -= 1
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start" and int(message["status"]) == 503:
+            self.replaced = True
+            await self.limits._at_capacity(self._send, "the request waited too long in the queue")
+            self.release()
+            return
+        if self.replaced:
+            return  # BentoML's own 503 body ("unexpected error"): replaced above
+        await self._send(message)
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            self.release()
 
 
 def _quoted(path: str) -> str:
@@ -293,19 +400,21 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _reply(send: Send, status: int, message: str) -> None:
+async def _reply(
+    send: Send,
+    status: int,
+    message: str,
+    close: bool = True,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     payload = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(payload)).encode()),
+        *([(b"connection", b"close")] if close else []),
+        *(extra or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})
 
 
@@ -323,18 +432,25 @@ class ClientErrorLogs(logging.Filter):
     full traceback on the `bentoml._internal.server.http_app` logger: ~150 KB of log for a
     run of bad requests, and a client's mistake paged as a server error. This filter, on
     that logger, rewrites such records to INFO without the traceback (status and the first
-    problem kept); records of any other exception pass unchanged.
+    problem kept). Overload (ServiceUnavailable, 503: the batching queue shed a request) stays
+    at ERROR in one line: its traceback says nothing, and a burst of them would flood the log.
+    Records of any other exception pass unchanged.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        status = _client_status(exc)
-        if exc is None or status is None:
+        if exc is None:
             return True
-        where = record.getMessage().replace("Exception on", "Client error on", 1)
+        status = _client_status(exc)
+        if status is not None:
+            where = record.getMessage().replace("Exception on", "Client error on", 1)
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        elif _error_code(exc) == 503:
+            where, status = record.getMessage().replace("Exception on", "Overloaded on", 1), 503
+        else:
+            return True
         record.msg = "%s: %d %s"
         record.args = (where, status, _describe(exc))
-        record.levelno, record.levelname = logging.INFO, "INFO"
         record.exc_info, record.exc_text, record.stack_info = None, None, None
         return True
 
@@ -347,9 +463,14 @@ def _client_status(exc: BaseException | None) -> int | None:
 
     if isinstance(exc, ValidationError):
         return 400
-    code = getattr(exc, "error_code", None)  # bentoml.exceptions.BentoMLException
-    value = getattr(code, "value", None)
-    return value if isinstance(value, int) and 400 <= value < 500 else None
+    value = _error_code(exc)
+    return value if value is not None and 400 <= value < 500 else None
+
+
+def _error_code(exc: BaseException) -> int | None:
+    """The HTTP status of a bentoml.exceptions.BentoMLException, None for anything else."""
+    value = getattr(getattr(exc, "error_code", None), "value", None)
+    return value if isinstance(value, int) else None
 
 
 def _describe(exc: BaseException) -> str:

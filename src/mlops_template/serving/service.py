@@ -3,39 +3,64 @@
 Which model: exactly the tag `mlops package` saved. A bento records it at build time
 (`--arg model_tag=NAME:VERSION`, set by `mlops release build`); a dev server started in the
 repository (`bentoml serve` at the root) derives it from artifacts/model, as the package stage
-did. There is no "latest" fallback: a missing model stops the server with the fix.
+did. There is no "latest" fallback: a missing model, or stored files that no longer hash to
+the tag's version, stop the server with one message and the fix (serving/startup.py). Once
+loaded, the server logs one line: the tag, the family, the input it accepts and its limits.
 
 What /predict accepts comes from the model's own FeatureSpec (model.json, stored with the
 model): see serving/schemas.py. Whether it batches comes from the model's family
-(`ModelFamily.batchable`): BentoML then merges the instances of concurrent requests into one
-call (adaptive batching) and splits the answers back, which pays off where one call has a high
-fixed cost; the others answer each request directly. The family's libraries are imported only
-when the model loads.
+(`ModelFamily.batchable`), unless `--arg batching=true|false` says otherwise: BentoML then
+merges the instances of concurrent requests into one call (adaptive batching) and splits the
+answers back, which pays off where one call has a high fixed cost. A merged batch holds at
+least one whole request (config.py). The family's libraries are imported only when the model
+loads.
+
+Capacity and shutdown: the ingress admits `max_concurrency` requests per worker and answers
+503 with Retry-After beyond (serving/middleware.py). At SIGTERM the server stops accepting
+connections and finishes the requests in progress; each is bounded by `timeout_s`, which
+bounds the grace period.
 
 One service, no separate model-runner service: in BentoML 1.4.39 the client between services
 drops in-flight calls every 100 requests (benchmarks/README.md).
 
-Limits (rows per request, body size, batching) are template arguments: see serving/config.py.
+Limits (rows per request, body size, batching, concurrency) are template arguments: see
+serving/config.py. The prediction log (off by default) is configured by environment
+variables: see serving/predlog.py.
 """
 
 # No `from __future__ import annotations`: BentoML reads the API signatures at import time.
 
 import gc
+import logging
 
 import bentoml
 
 from mlops_template import contract, model_io
-from mlops_template.serving import config, schemas, store
+from mlops_template.serving import config, predlog, schemas, startup, store
 from mlops_template.serving.middleware import RequestLimits, quiet_client_errors
 
-ARGS = bentoml.use_arguments(config.ServiceArgs)
-MODEL_TAG = store.served_model_tag(ARGS.model_tag)
-MODEL_PATH = store.get_stored_model(MODEL_TAG).path
-DESCRIPTOR = model_io.read_descriptor(MODEL_PATH)
+with startup.exit_on_user_error():
+    ARGS = startup.service_args()
+    MODEL_TAG = startup.served_tag(ARGS.model_tag)
+    MODEL_PATH = startup.stored_model(MODEL_TAG).path
+    startup.verify_files(MODEL_TAG, MODEL_PATH)
+    DESCRIPTOR = model_io.read_descriptor(MODEL_PATH)
+    PREDICTION_LOG = predlog.from_env(DESCRIPTOR.spec, MODEL_TAG, ARGS.workers)
 SPEC = DESCRIPTOR.spec
 FAMILY = DESCRIPTOR.family
-BATCHED = contract.get_family(FAMILY).batchable and ARGS.batching
+BATCHED = ARGS.batched(contract.get_family(FAMILY).batchable)
 Instances = schemas.instances_type(SPEC, ARGS.max_rows)
+LIMITS = {
+    "batched": BATCHED,
+    "max_batch_size": ARGS.batch_size if BATCHED else None,
+    "max_latency_ms": ARGS.batch_latency_ms if BATCHED else None,
+    "max_body_bytes": ARGS.max_body_bytes,
+    "max_concurrency": ARGS.max_concurrency,
+    "timeout_s": ARGS.timeout_s,
+    "workers": ARGS.workers,
+    "prediction_log": str(PREDICTION_LOG.settings.path) if PREDICTION_LOG else None,
+}
+logger = logging.getLogger("mlops_template.serving")
 
 
 # BentoML's HTTP metrics are off: they label requests with the raw path (one series per unknown
@@ -56,11 +81,12 @@ class Classifier:
         # collections over it stalled every request in flight (benchmarks/README.md).
         gc.collect()
         gc.freeze()
+        logger.info(startup.startup_line(MODEL_TAG, FAMILY, SPEC, ARGS.max_rows, LIMITS))
 
     @bentoml.api(
         batchable=BATCHED,
-        max_batch_size=ARGS.batch_max_size,
-        max_latency_ms=ARGS.batch_max_latency_ms,
+        max_batch_size=ARGS.batch_size,
+        max_latency_ms=ARGS.batch_latency_ms,
     )
     def predict(self, instances: Instances) -> list[schemas.Prediction]:
         """Classify 1..max_rows instances: each a row of the model's columns, in column order
@@ -72,12 +98,7 @@ class Classifier:
     def metadata(self) -> dict:
         """The served model: project, tag, family, lineage, params, metrics, gate verdict, and
         the input it accepts."""
-        serving = {
-            "batched": BATCHED,
-            "max_batch_size": ARGS.batch_max_size if BATCHED else None,
-            "max_latency_ms": ARGS.batch_max_latency_ms if BATCHED else None,
-            "max_body_bytes": ARGS.max_body_bytes,
-        }
+        serving = {k: v for k, v in LIMITS.items() if k != "prediction_log"}
         return schemas.metadata_payload(MODEL_TAG, self.provenance, SPEC, ARGS.max_rows, serving)
 
 
@@ -88,4 +109,7 @@ Classifier.add_asgi_middleware(
     max_body_bytes=ARGS.max_body_bytes,
     api_routes=[api.route for api in Classifier.apis.values()],
     model_version=MODEL_TAG,
+    max_concurrency=ARGS.max_concurrency,
+    retry_after_s=config.RETRY_AFTER_S,
+    prediction_log=PREDICTION_LOG,
 )
