@@ -125,6 +125,10 @@ MONITOR_COMMANDS: Commands = {
         "mlops_template.monitor.cli:drift",
         "compare the prediction log with the training split (Evidently); exit 1 on drift",
     ),
+    "fetch": (
+        "mlops_template.monitor.cli:fetch",
+        "copy the shipped prediction log here (PREDICTION_LOG_URL, with dvc get-url)",
+    ),
     "issue": (
         "mlops_template.monitor.issue:issue",
         "keep the one open `model-drift` GitHub issue up to date (gh)",
