@@ -6,12 +6,14 @@ Needs `hey` (Debian/Ubuntu: `sudo apt-get update && sudo apt-get install -y hey`
 For each family, in a temp copy of the project: `mlops data` + `dvc repro` make the packaged
 model; then, one server at a time on 127.0.0.1:
 - the real service (`bentoml serve`, its own BENTOML_HOME): cold start (process start to
-  /readyz 200), `hey` at 1, 8 and 32 clients sending one-row /predict requests, then the 10 MB
-  body attack (worker RSS at idle, peak while 20 oversized bodies arrive, with and without
-  Content-Length; every one must get 413);
+  /readyz 200), `hey` at 1, 8 and 32 clients sending one-row /predict requests, then 8 clients
+  sending 1000-row requests (the most a request may carry), then the 10 MB body attack (worker
+  RSS at idle, peak while 20 oversized bodies arrive, with and without Content-Length; every
+  one must get 413);
 - keras only: the same service with adaptive batching off;
 - the ceiling: a bare ASGI app (Starlette, uvicorn, 1 process, no access log) that loads the same
-  model with `model_io.load_model` and answers the same JSON (`schemas.predictions`).
+  model with `model_io.load_model` and answers the same JSON (`schemas.predictions`); the same
+  one-row and 1000-row loads.
 Prints the markdown tables for the README with the command line and the load average, and
 PASS/FAIL against the targets (exit status 1 when one is missed). Figures from a shared machine
 are noisy: compare within one run.
@@ -46,11 +48,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from project import copy_project, run  # noqa: E402
 
-from mlops_template import paths  # noqa: E402
+from mlops_template import contract, paths  # noqa: E402
 from mlops_template.release.smoke import free_port  # noqa: E402
 from mlops_template.serving import config, store  # noqa: E402
 
 CLIENTS = (1, 8, 32)
+BIG_ROWS = 1000  # rows per request of the large-request load (the service's max_rows)
+BIG_CLIENTS = 8
 WARMUP_S = 2.0
 READY_TIMEOUT_S = 120.0
 ATTACK_BODY_BYTES = 10 * 1024 * 1024
@@ -214,31 +218,10 @@ def bentoml_server(name: str, repo: Path, args: Sequence[str] = (), **env: str) 
 
 
 def unbatched_server(repo: Path, args: Sequence[str]) -> tuple[Server, str]:
-    """The service with adaptive batching off, through its switch when it has one."""
-    if "batching" in config.ServiceArgs.model_fields:
-        return (
-            bentoml_server("bentoml-unbatched", repo, [*args, "batching=false"]),
-            "`--arg batching=false`",
-        )
-    # Until ServiceArgs has a `batching` switch: a copy of this package whose /predict is not
-    # batchable, first on PYTHONPATH. Nothing else differs.
-    import mlops_template
-
-    src = repo.parent / "unbatched-src"
-    shutil.copytree(
-        Path(mlops_template.__file__).parent,
-        src / "mlops_template",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    service = src / "mlops_template/serving/service.py"
-    text = service.read_text()
-    line = "BATCHED = FAMILY in config.BATCHED_FAMILIES\n"
-    if text.count(line) != 1:
-        raise RuntimeError("cannot serve the service unbatched: add a `batching` switch")
-    service.write_text(text.replace(line, "BATCHED = False\n"))
+    """The service with adaptive batching off (`--arg batching=false`)."""
     return (
-        bentoml_server("bentoml-unbatched", repo, args, PYTHONPATH=str(src)),
-        "a copy of the service with `BATCHED = False` (the service has no switch yet)",
+        bentoml_server("bentoml-unbatched", repo, [*args, "batching=false"]),
+        "`--arg batching=false`",
     )
 
 
@@ -273,6 +256,7 @@ class Load:
     others_cpu: float  # % of all CPUs used by processes other than hey, the server and this
     cpu_ms: float  # server CPU time per answered request
     batch_size: float | None = None  # mean merged batch (adaptive batching), from /metrics
+    rows: int = 1  # instances per request
 
 
 def hey(url: str, body: Path, clients: int, duration: float) -> str:
@@ -371,22 +355,29 @@ class CpuMeter:
         return server, max(0.0, 100 * others / (now * (os.cpu_count() or 1)))
 
 
-def measure(family: str, server: Server, body: Path, duration: float) -> list[Load]:
-    rows = []
-    for clients in CLIENTS:
-        hey(f"{server.url}/predict", body, clients, min(WARMUP_S, duration))  # warm-up
+def measure(
+    family: str,
+    server: Server,
+    body: Path,
+    duration: float,
+    clients: Sequence[int] = CLIENTS,
+    rows: int = 1,
+) -> list[Load]:
+    out = []
+    for count in clients:
+        hey(f"{server.url}/predict", body, count, min(WARMUP_S, duration))  # warm-up
         before = batch_counters(server.url)
         load_avg = os.getloadavg()[0]
         meter = CpuMeter(server)
-        result = parse_hey(hey(f"{server.url}/predict", body, clients, duration))
+        result = parse_hey(hey(f"{server.url}/predict", body, count, duration))
         server_cpu, others_cpu = meter.stop()
         after = batch_counters(server.url)
         merged = after[1] - before[1]
-        rows.append(
+        out.append(
             Load(
                 family,
                 server.name,
-                clients,
+                count,
                 result["rps"],
                 result["p50"],
                 result["p99"],
@@ -397,16 +388,17 @@ def measure(family: str, server: Server, body: Path, duration: float) -> list[Lo
                 others_cpu,
                 1000 * server_cpu / max(result["responses"], 1),
                 (after[0] - before[0]) / merged if merged else None,
+                rows,
             )
         )
         print(
-            f"  {family} {server.name} c={clients}: {result['rps']:.0f} req/s, "
+            f"  {family} {server.name} c={count} rows={rows}: {result['rps']:.0f} req/s, "
             f"p50 {fmt(result['p50'])} ms, p99 {fmt(result['p99'])} ms, {result['detail']}, "
-            f"server CPU {rows[-1].cpu_ms:.2f} ms/request "
+            f"server CPU {out[-1].cpu_ms:.2f} ms/request "
             f"(load {load_avg:.2f}, other processes {others_cpu:.0f}% CPU)",
             flush=True,
         )
-    return rows
+    return out
 
 
 # --- the 10 MB body attack ---------------------------------------------------------------------
@@ -595,6 +587,7 @@ def run_server(
     duration: float,
     attack: bool = False,
     batched: bool | None = None,
+    big_body: Path | None = None,
 ) -> None:
     try:
         result.cold_start_s[server.name] = server.wait_ready()
@@ -604,6 +597,10 @@ def run_server(
         if served_batching(server) is not batched:
             raise RuntimeError(f"{server.name} should serve with batching={batched}")
         result.loads += measure(result.family, server, body, duration)
+        if big_body is not None:
+            result.loads += measure(
+                result.family, server, big_body, duration, (BIG_CLIENTS,), BIG_ROWS
+            )
         if attack:
             result.attack = body_attack(server)
     finally:
@@ -614,12 +611,21 @@ def bench_family(family: str, tmp: Path, duration: float, args: Sequence[str]) -
     repo = prepare(family, tmp / family / "project")
     body = tmp / "one-row.json"
     body.write_text(json.dumps({"instances": [ROW]}))
+    big = tmp / "big.json"
+    big.write_text(json.dumps({"instances": [ROW] * BIG_ROWS}))
     result = FamilyResult(family)
-    batched = family in config.BATCHED_FAMILIES
+    served = config.ServiceArgs(**dict(a.split("=", 1) for a in args))
+    batched = served.batched(contract.get_family(family).batchable)
     run_server(
-        bentoml_server("bentoml", repo, args), result, body, duration, attack=True, batched=batched
+        bentoml_server("bentoml", repo, args),
+        result,
+        body,
+        duration,
+        attack=True,
+        batched=batched,
+        big_body=big,
     )
-    run_server(bare_server(repo), result, body, duration)
+    run_server(bare_server(repo), result, body, duration, big_body=big)
     if batched:
         server, result.unbatched_via = unbatched_server(repo, args)
         run_server(server, result, body, duration, batched=False)
@@ -642,30 +648,34 @@ def report(results: list[FamilyResult], command: str, duration: float, args: Seq
         "last columns: 1-min load average at the start of the row (this benchmark's own load "
         "included) and the CPU share other processes used during the row  "
     )
+    served = config.ServiceArgs(**dict(a.split("=", 1) for a in args))
     print(
         f"service: default template arguments{' + ' + ', '.join(args) if args else ''}; "
-        f"batching for {', '.join(config.BATCHED_FAMILIES)}: max_batch_size "
-        f"{config.BATCH_MAX_SIZE}, max_latency_ms {config.BATCH_MAX_LATENCY_MS}  "
+        f"batching (families that declare it): max_batch_size {served.batch_size}, "
+        f"max_latency_ms {served.batch_latency_ms}; max_concurrency {served.max_concurrency}, "
+        f"timeout {served.timeout_s:g} s  "
     )
     print()
     print(
-        "| family | server | clients | req/s | p50 ms | p99 ms | errors | vs bare | "
+        "| family | server | clients | rows | req/s | p50 ms | p99 ms | errors | vs bare | "
         "batched / unbatched | mean batch | server CPU ms/req | load avg | others' CPU |"
     )
     print(
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |"
     )
     for res in results:
-        by = {(x.server, x.clients): x for x in res.loads}
+        by = {(x.server, x.clients, x.rows): x for x in res.loads}
         for x in res.loads:
-            bare = by.get(("bare", x.clients))
+            bare = by.get(("bare", x.clients, x.rows))
             ratio = f"{x.rps / bare.rps:.2f}" if bare and x.server != "bare" and bare.rps else ""
-            unbatched = by.get(("bentoml-unbatched", x.clients))
+            unbatched = by.get(("bentoml-unbatched", x.clients, x.rows))
             gain = ""
             if x.server == "bentoml" and unbatched and unbatched.rps:
                 gain = f"{x.rps / unbatched.rps:.2f}"
             print(
-                f"| {x.family} | {x.server} | {x.clients} | {x.rps:.0f} | {fmt(x.p50_ms)} | "
+                f"| {x.family} | {x.server} | {x.clients} | {x.rows} | {x.rps:.0f} | "
+                f"{fmt(x.p50_ms)} | "
                 f"{fmt(x.p99_ms)} | {x.errors} | {ratio} | {gain} | "
                 f"{fmt(x.batch_size)} | {x.cpu_ms:.2f} | {x.load_avg:.2f} | {x.others_cpu:.0f}% |"
             )
@@ -704,8 +714,8 @@ def verdicts(results: list[FamilyResult]) -> list[str]:
 
     top = max(CLIENTS)
     for res in results:
-        by = {(x.server, x.clients): x for x in res.loads}
-        svc, bare = by.get(("bentoml", top)), by.get(("bare", top))
+        by = {(x.server, x.clients, x.rows): x for x in res.loads}
+        svc, bare = by.get(("bentoml", top, 1)), by.get(("bare", top, 1))
         if svc and bare:
             ratio = svc.rps / bare.rps if bare.rps else 0.0
             errors = sum(x.errors for x in res.loads if x.server == "bentoml")
@@ -716,7 +726,17 @@ def verdicts(results: list[FamilyResult]) -> list[str]:
                 f"{errors} errors over all service runs",
                 ratio >= TARGET_RATIO_VS_BARE and errors == 0,
             )
-        unbatched = by.get(("bentoml-unbatched", top))
+        big = by.get(("bentoml", BIG_CLIENTS, BIG_ROWS))
+        if big:
+            big_bare = by.get(("bare", BIG_CLIENTS, BIG_ROWS))
+            versus = f", bare p99 {fmt(big_bare.p99_ms)} ms" if big_bare else ""
+            add(
+                f"{BIG_CLIENTS} clients, {BIG_ROWS}-row requests: 0 errors",
+                res.family,
+                f"p99 {fmt(big.p99_ms)} ms{versus}; {big.errors} errors ({big.detail})",
+                big.errors == 0 and big.responses > 0,
+            )
+        unbatched = by.get(("bentoml-unbatched", top, 1))
         if svc and unbatched:
             gain = svc.rps / unbatched.rps if unbatched.rps else 0.0
             add(

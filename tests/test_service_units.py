@@ -380,6 +380,45 @@ def test_service_arguments_reject_unknown_keys_and_bad_values():
         ServiceArgs(max_rows=0)
 
 
+@pytest.mark.parametrize(
+    ("max_rows", "batch", "ok"), [(1000, None, True), (1000, 1000, True), (1000, 999, False),
+                                  (1000, 5000, True), (10, 9, False), (10, 10, True)]
+)  # fmt: skip
+def test_a_merged_batch_always_holds_a_whole_request(max_rows, batch, ok):
+    """A request larger than the batch is split into chunks computed one after another: every
+    1000-row request was answered 503 with 64-row batches."""
+    if not ok:
+        with pytest.raises(ValidationError, match="below max_rows"):
+            ServiceArgs(max_rows=max_rows, batch_max_size=batch)
+        return
+    args = ServiceArgs(max_rows=max_rows, batch_max_size=batch)
+    assert args.batch_size == (batch or max_rows) and args.batch_size >= max_rows
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "latency_ms", "expected"),
+    [(30, None, 20_000), (3, None, 2_000), (30, 29_999, 29_999), (30, 30_000, None),
+     (30, 40_000, None), (0.001, None, 1)],
+)  # fmt: skip
+def test_the_batching_queue_limit_stays_below_the_timeout(timeout_s, latency_ms, expected):
+    """Overload sheds a request (503 with Retry-After) before the timeout would answer 504."""
+    if expected is None:
+        with pytest.raises(ValidationError, match="below timeout_s"):
+            ServiceArgs(timeout_s=timeout_s, batch_max_latency_ms=latency_ms)
+        return
+    args = ServiceArgs(timeout_s=timeout_s, batch_max_latency_ms=latency_ms)
+    assert args.batch_latency_ms == expected
+
+
+def test_batching_follows_the_family_unless_switched():
+    assert [ServiceArgs().batched(b) for b in (True, False)] == [True, False]
+    assert [ServiceArgs(batching="false").batched(b) for b in (True, False)] == [False, False]
+    assert [ServiceArgs(batching="true").batched(b) for b in (True, False)] == [True, True]
+    assert ServiceArgs().max_concurrency == 32
+    with pytest.raises(ValidationError):
+        ServiceArgs(max_concurrency=0)
+
+
 def test_serving_names_no_model_family():
     """The service asks the family class (`batchable`), it never branches on a name."""
     serving = Path(schemas.__file__).parent
