@@ -145,3 +145,10 @@ def test_the_release_packages_afresh_and_verifies_pulled_objects(workflow: dict[
         if s.get("uses") == "./actions/repro"
     )
     assert verify < repro
+
+
+def test_the_release_pulls_with_a_read_only_role_of_its_own(workflow: dict[str, Any]) -> None:
+    steps = workflow["jobs"]["build"]["steps"]
+    credentials = next(s for s in steps if s.get("run") == "mlops ci credentials")
+    assert credentials["env"] == {"AWS_ROLE_ARN": "${{ vars.AWS_RELEASE_ROLE_ARN }}"}
+    assert "vars.AWS_ROLE_ARN" not in WORKFLOW.read_text()  # main's read/write role

@@ -16,6 +16,7 @@ relative ones to `/`).
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from mlops_template.records import PackagedModel, ProjectRecord
 from mlops_template.release.requirements import locked_requirements
 from mlops_template.serving import store
 
+LOCKED_REQUIREMENTS = "locked-requirements.txt"  # in the build context, beside the modules
 _BARE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -203,12 +205,17 @@ def build_release(
             "bentofile.yaml (`docker buildx imagetools inspect python:3.11-slim` shows it)",
             title="Unpinned base image",
         )
+    requirements = locked_requirements(config["python"]["packages"], project)
     with tempfile.TemporaryDirectory(prefix="mlops-bentofile-") as tmp:
-        requirements = Path(tmp) / "requirements.txt"
-        requirements.write_text(locked_requirements(config["python"]["packages"], project))
+        # BentoML reads the requirements file only from inside the build context: build from a
+        # copy of it (the bentofile's `include` still picks only the service's modules).
+        build_context = Path(tmp) / "context"
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(context.resolve(), build_context, ignore=ignore)
+        (build_context / LOCKED_REQUIREMENTS).write_text(requirements)
         generated = Path(tmp) / "bentofile.yaml"
-        locked = with_locked_requirements(config, requirements)
+        locked = with_locked_requirements(config, Path(LOCKED_REQUIREMENTS))
         generated.write_text(yaml.safe_dump(locked, sort_keys=False))
-        tag = bentoml_build(generated, version, context.resolve())
+        tag = bentoml_build(generated, version, build_context)
     file = export_bento(tag, out_dir / f"{name}-{version}.bento")
     return BuildResult(tag, packaged.tag, family, file, config["python"]["packages"])
