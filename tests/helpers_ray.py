@@ -5,8 +5,12 @@ RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0, drivers included), its own temp dir and por
 off. It is stopped by the PID of the `ray start --block` process we started and its process
 group, never with `ray stop` (which stops every Ray process on the machine).
 
-On a loaded machine the raylet may give up waiting for its dashboard agent (a fixed 15 s wait
-in Ray 2.60) and the head fails to start: it is retried, a few times at most.
+No dashboard: the head runs Ray's minimal dashboard agent (as a `ray` install without the
+dashboard's packages would), which serves no port. The raylet waits a fixed 15 s (Ray 2.60) for
+the agent to write its port files, and on a loaded machine the agent's imports alone take
+longer, so the raylet aborts and the head never starts. The helper writes what the minimal
+agent writes there, `-1` ("no port"), as soon as the session exists; the agent later writes
+the same. A head that still fails is retried, a few times at most.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ LOOPBACK_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ENABLE_WINDOWS_OR_OSX_CLUST
 READY = "Ray runtime started"
 ATTEMPTS = 3
 START_TIMEOUT_S = 180.0
+AGENT_PORTS = ("metrics_agent_port", "dashboard_agent_listen_port")
+# `ray start` with the dashboard's optional packages hidden: the minimal dashboard agent.
+RAY_START = (
+    "import sys; sys.modules['ray.dashboard.optional_deps'] = None; sys.argv[0] = 'ray'; "
+    "from ray.scripts.scripts import main; main()"
+)
 
 
 @dataclass
@@ -54,8 +64,6 @@ def ports(base: int) -> dict[str, int]:
     return {
         "port": base,
         "ray-client-server-port": base + 1,
-        "dashboard-agent-listen-port": base + 2,
-        "dashboard-agent-grpc-port": base + 3,
         "runtime-env-agent-port": base + 4,
         "metrics-export-port": base + 5,
         "node-manager-port": base + 6,
@@ -75,10 +83,10 @@ def _free(port: int) -> bool:
 
 
 def _launch(temp_dir: Path, base: int, num_cpus: int, log: Path) -> subprocess.Popen[str]:
-    ray = Path(sys.executable).parent / "ray"
     flags = [f"--{name}={value}" for name, value in ports(base).items()]
     cmd = [
-        str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1",
+        sys.executable, "-c", RAY_START, "start", "--head", "--block",
+        "--node-ip-address=127.0.0.1",
         *flags, f"--num-cpus={num_cpus}", "--include-dashboard=false",
         "--disable-usage-stats", f"--temp-dir={temp_dir}",
     ]  # fmt: skip
@@ -90,6 +98,18 @@ def _launch(temp_dir: Path, base: int, num_cpus: int, log: Path) -> subprocess.P
         text=True,
         start_new_session=True,  # its own process group: stop() ends exactly this head
     )
+
+
+def _no_agent_ports(temp_dir: Path) -> None:
+    """Write `-1` to the minimal agent's port files of the session, once it exists."""
+    for gcs in (temp_dir / "session_latest").glob("gcs_server_port_*"):
+        node = gcs.name.removeprefix("gcs_server_port_")
+        for name in AGENT_PORTS:
+            target = gcs.parent / f"{name}_{node}"
+            if not target.exists():
+                tmp = target.with_name(f".{target.name}.tmp")
+                tmp.write_text("-1")
+                tmp.replace(target)
 
 
 def start_head(temp_dir: Path | str, base_port: int, num_cpus: int = 2) -> Head:
@@ -109,6 +129,7 @@ def start_head(temp_dir: Path | str, base_port: int, num_cpus: int = 2) -> Head:
         while time.monotonic() < deadline and head.process.poll() is None:
             if READY in log.read_text(errors="replace"):
                 return head
+            _no_agent_ports(temp_dir)
             time.sleep(0.5)
         head.stop()
         tail = log.read_text(errors="replace")[-2000:]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import io
 import itertools
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar
@@ -180,6 +181,7 @@ def run_sweep(params: Params) -> SweepRecord:
         "name": name,
         "family": contract.get_family(name),
     }
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # with verbose=0: no progress tables
     with cluster.connected(), tempfile.TemporaryDirectory() as storage:
         from ray import tune
 

@@ -1,0 +1,119 @@
+"""`train.compute: ray` and `mlops sweep` on a real Ray cluster: one head on 127.0.0.1
+(tests/helpers_ray.py), started once for the module and stopped by its PID.
+
+On the fork's data with the scikit-learn family: the train stage on the cluster writes the same
+bytes as `local` (model and dvclive/), twice in a row, so the metrics and the gate verdict are
+the same; a sweep of 4 trials, 2 at a time, finishes and ranks them, and changes params.yaml
+only when asked.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fork import make_project
+from helpers_ray import LOOPBACK_ENV, Head, start_head
+from project import set_params
+
+from mlops_template.cli import main
+from mlops_template.params import load_params
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+BASE_PORT = 26500  # GCS 26500, client 26501, agents 26502-26507, workers 26600-26699
+SPACE = {"train.sklearn.logreg.C": [0.001, 0.01, 0.1, 1.0]}
+
+
+@pytest.fixture(scope="module")
+def head() -> Iterator[Head]:
+    temp_dir = tempfile.mkdtemp(prefix="rayt", dir="/tmp")  # short: Ray's socket paths
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in LOOPBACK_ENV.items():
+            mp.setenv(key, value)
+        cluster = start_head(temp_dir, BASE_PORT)
+        mp.setenv("RAY_ADDRESS", cluster.address)
+        try:
+            yield cluster
+        finally:
+            cluster.stop()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    repo = make_project(tmp_path / "fork", family="sklearn")
+    monkeypatch.chdir(repo)
+    for stage in ("validate", "prepare"):
+        assert main([stage]) == 0
+    return repo
+
+
+def outputs(repo: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for root in ("artifacts/model", "dvclive")
+        for p in sorted((repo / root).rglob("*"))
+        if p.is_file()
+    }
+
+
+def evaluate_and_gate(repo: Path) -> tuple[dict, dict]:
+    assert main(["evaluate"]) == 0
+    assert main(["gate", "--no-baseline", "--record-only"]) == 0
+    quality = json.loads((repo / "metrics/quality.json").read_text())
+    verdict = json.loads((repo / "reports/gate.json").read_text())
+    return quality, {k: verdict[k] for k in ("accepted", "reasons") if k in verdict}
+
+
+def test_training_on_the_cluster_writes_what_local_training_writes(
+    head: Head, project: Path, capsys
+) -> None:
+    assert main(["train"]) == 0
+    local = outputs(project)
+    local_metrics, local_verdict = evaluate_and_gate(project)
+    assert local_verdict["accepted"] is True
+
+    set_params(project, {"train": {"compute": {"backend": "ray", "num_workers": 2}}})
+    assert load_params().train.compute.num_workers == 2
+    for run in (1, 2):  # two runs on the cluster: the same bytes each time
+        for path in outputs(project):
+            (project / path).write_bytes(b"stale")  # so equal bytes mean rewritten
+        capsys.readouterr()
+        assert main(["train", "--check"]) == 0
+        assert f"RAY_ADDRESS={head.address} can be reached" in capsys.readouterr().out
+        assert main(["train"]) == 0, f"run {run}"
+        assert "ran on 1 of the 2 workers" in capsys.readouterr().out
+        assert outputs(project) == local, f"run {run}"
+        assert evaluate_and_gate(project) == (local_metrics, local_verdict)
+
+
+def test_a_sweep_of_four_trials_two_at_a_time_ranks_them(head: Head, project: Path, capsys):
+    sweep = {"metric": "log_loss", "mode": "min", "num_samples": 4, "max_concurrent": 2}
+    sweep |= {"seed": 3, "space": SPACE}
+    set_params(project, {"sweep": sweep})
+    params_before = (project / "params.yaml").read_text()
+    capsys.readouterr()
+    assert main(["sweep"]) == 0
+    assert "4 trials -> reports/sweep.json" in capsys.readouterr().out
+    assert (project / "params.yaml").read_text() == params_before
+
+    result = json.loads((project / "reports/sweep.json").read_text())
+    trials = result["trials"]
+    assert sorted(t["trial"] for t in trials) == [0, 1, 2, 3]
+    assert [t["rank"] for t in trials] == [1, 2, 3, 4]
+    assert sorted(t["config"]["train.sklearn.logreg.C"] for t in trials) == sorted(
+        SPACE["train.sklearn.logreg.C"]
+    )
+    log_loss = [t["metrics"]["log_loss"] for t in trials]
+    assert log_loss == sorted(log_loss) and log_loss[0] < log_loss[-1]
+    assert all(0.0 <= t["metrics"]["accuracy"] <= 1.0 for t in trials)
+    table = (project / "reports/sweep.md").read_text()
+    assert table.count("\n| ") == 5  # the header and one row per trial
+
+    assert main(["sweep", "--apply-best"]) == 0
+    best = trials[0]["config"]["train.sklearn.logreg.C"]
+    assert best == load_params().train.family_params.logreg.C
