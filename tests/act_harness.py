@@ -247,6 +247,7 @@ def run_workflow(
     gh_answers: Mapping[str, Any] | None = None,
     variables: Mapping[str, str] | None = None,
     env: Mapping[str, str] | None = None,
+    act_env: Mapping[str, str] | None = None,
     token: str | None = FAKE_TOKEN,
     stubs: Mapping[str, Path] | None = None,
     secrets: Mapping[str, str] | None = None,
@@ -261,7 +262,8 @@ def run_workflow(
     folders for more remote actions (owner/repo -> folder with an action.yml), e.g. for a
     release workflow's docker or release actions. `variables` are repository variables
     (`vars.X`), `secrets` more secrets (`secrets.X`), `env` extra environment for the run,
-    `token` the job's GITHUB_TOKEN.
+    `act_env` variables act sets in the job as GitHub would (`GITHUB_API_URL` pointed at a fake
+    API), `token` the job's GITHUB_TOKEN.
     """
     stub_dir = work / "stubs"
     stub_dir.mkdir(parents=True)
@@ -307,6 +309,8 @@ def run_workflow(
         cmd += ["-s", f"{name}={value}"]
     for name, value in (variables or {}).items():
         cmd += ["--var", f"{name}={value}"]
+    for name, value in (act_env or {}).items():
+        cmd += ["--env", f"{name}={value}"]
     run_env = clean_env(
         {
             "XDG_CACHE_HOME": str(work / "xdg-cache"),  # act's workspaces and DVC's site cache

@@ -123,7 +123,7 @@ def _handler(state: FakeGitHub) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_PATCH = _serve
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return Handler

@@ -35,6 +35,8 @@ GOLDEN = Path(__file__).parent / "golden" / "report"
 def replace(inputs: ReportData, **changes: object) -> ReportData:
     """A copy with `changes`, validated like the JSON the comment workflow reads."""
     return ReportData.model_validate({**dict(inputs), **changes})
+
+
 CLASSES = [str(c) for c in range(10)]
 
 
