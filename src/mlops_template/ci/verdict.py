@@ -80,7 +80,7 @@ def verdict(file: Path, repro: Path | None) -> int:
     stale = report_stale(ReproRecord.read(repro)) if repro is not None else 0
     if not recorded.accepted:
         return report_rejection(recorded)
-    print(f"model accepted: {recorded.summary}")
+    print(f"model accepted: {gha.escape(recorded.summary)}")
     if stale:
         return stale
     return 0
