@@ -429,15 +429,26 @@ def test_two_different_content_lengths_get_a_4xx(server):
 
 @pytest.mark.slow
 def test_a_long_url_gets_414(server):
-    for url in ("/predict?q=" + "a" * 100_000, "/" + "a" * 100_000):
+    """One byte over the limit reaches the ingress (414); a 100 KB URL may be refused by the
+    HTTP parser first (httptools: 400), never answered."""
+    just_over = "/predict?q=" + "a" * (MAX_URL_BYTES - len("/predictq=") + 1)  # path + query
+    for url in (just_over, "/predict?q=" + "a" * 100_000, "/" + "a" * 100_000):
         head = f"GET {url} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-        refused(raw(server.port, head.encode()), 414, f"over the limit of {MAX_URL_BYTES}")
+        response = raw(server.port, head.encode())
+        if url == just_over or response[1].get("content-type") == "application/json":
+            refused(response, 414, f"over the limit of {MAX_URL_BYTES}")
+        else:
+            assert response[0] == 400, response
 
 
 @pytest.mark.slow
 def test_a_big_header_gets_431(server):
     head = "Content-Type: application/json\r\nX-Big: " + "a" * 64_000 + "\r\n"
-    refused(raw(server.port, request(head)), 431, f"over the limit of {MAX_HEADER_BYTES}")
+    response = raw(server.port, request(head))
+    if response[1].get("content-type") == "application/json":
+        refused(response, 431, f"over the limit of {MAX_HEADER_BYTES}")
+    else:  # refused by the HTTP parser (httptools) before the app
+        assert response[0] in (400, 431), response
     many = "".join(f"X-H{k}: {'b' * 200}\r\n" for k in range(100))
     refused(raw(server.port, request("Content-Type: application/json\r\n" + many)), 431, "headers")
 
