@@ -37,7 +37,8 @@ def address(environ: Mapping[str, str] = os.environ) -> str:
     value = environ.get(ADDRESS_VARIABLE, "").strip()
     if not value:
         raise UserError(
-            "train.compute is `ray` but RAY_ADDRESS is not set",
+            "RAY_ADDRESS is not set: `train.compute: ray` and `mlops sweep` run on the Ray "
+            "cluster it names",
             "export RAY_ADDRESS=<head host>:6379 (a KubeRay or Anyscale cluster, or "
             "`ray start --head` on this machine); or set train.compute: local in params.yaml",
         )
@@ -81,7 +82,7 @@ def import_ray() -> ModuleType:
         import ray
     except ImportError:
         raise UserError(
-            "train.compute is `ray` (or `mlops sweep` ran) but Ray is not installed",
+            "Ray is not installed: `train.compute: ray` and `mlops sweep` need it",
             "install the ray extra: `uv sync --extra ray` (and the extra of your model family)",
         ) from None
     return ray
