@@ -207,3 +207,20 @@ def test_the_cli_without_the_training_split_says_how_to_get_it(tmp_path, monkeyp
     err = capsys.readouterr().err
     assert "training split artifacts/split/train.csv is not here" in err
     assert "dvc pull artifacts/split" in err
+
+
+def test_every_monitor_command_imports_and_monitor_yml_runs_only_those():
+    import importlib
+    import re
+    from pathlib import Path
+
+    import click
+
+    from mlops_template import cli
+
+    for target, _ in cli.MONITOR_COMMANDS.values():
+        module, _, attribute = target.partition(":")
+        assert isinstance(getattr(importlib.import_module(module), attribute), click.Command)
+    workflow = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "monitor.yml"
+    used = re.findall(r"\bmlops monitor ([a-z-]+)", workflow.read_text())
+    assert set(used) == {"fetch", "drift", "issue"} <= set(cli.MONITOR_COMMANDS)
