@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from mlops_template.ci import artifact
 from mlops_template.ci.artifact import NoArtifact, bundle, validate_bundle
 from mlops_template.errors import UserError
+from mlops_template.files import write_json
 from mlops_template.records import GateVerdict, ReportData
 
 HEAD = "a" * 40
@@ -50,7 +52,7 @@ def test_bundle_refuses_report_data_the_comment_side_would_refuse(
     tmp_path: Path, report: Path
 ) -> None:
     report.write_text(json.dumps({"gate": {"accepted": "yes"}}))
-    with pytest.raises(UserError, match="gate.accepted"):
+    with pytest.raises(UserError, match=r"gate\.accepted"):
         bundle(report, 7, HEAD, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
@@ -205,3 +207,19 @@ def test_report_for_another_commit_is_refused(bundled: Path) -> None:
 def test_missing_artifact_is_its_own_error(tmp_path: Path) -> None:
     with pytest.raises(NoArtifact, match="no report artifact"):
         validate_bundle(tmp_path / "absent")
+
+
+def test_non_finite_values_survive_the_artifact(tmp_path: Path) -> None:
+    """NaN and infinite metrics and curve points reach the comment side as such, not as null."""
+    data = ReportData(
+        metrics_diff={
+            "m.json": {"loss": {"old": 0.5, "new": float("nan")}, "x": {"new": -math.inf}}
+        },
+        curves_pr={"eval/loss": [(0.0, 1.0), (1.0, float("nan"))]},
+    )
+    path = tmp_path / "report.json"
+    write_json(path, data.to_json())
+    found = bundle(path, 7, HEAD, tmp_path / "out").report
+    assert math.isnan(found.metrics_diff["m.json"]["loss"]["new"])
+    assert found.metrics_diff["m.json"]["x"]["new"] == -math.inf
+    assert math.isnan(found.curves_pr["eval/loss"][1][1])

@@ -14,10 +14,10 @@ import pytest
 
 from mlops_template.cli import main
 from mlops_template.errors import UserError
-from mlops_template.records import DataSummary
+from mlops_template.records import DataSummary, ReportData
 from mlops_template.report import cli
 from mlops_template.report.collect import collect_inputs, parse_curve
-from mlops_template.report.render import WATERMARK
+from mlops_template.report.render import WATERMARK, render_report
 
 DVC_YAML = """\
 metrics:
@@ -148,6 +148,11 @@ def test_cli_run_writes_report_and_appends_summary(repo: Path) -> None:
     assert "- Files modified: a" in report
     assert "![loss](https://example.org/loss.png)" in report
     assert summary.read_text(encoding="utf-8") == "earlier step\n" + report
+    # the data the PR artifact carries renders to the same report (the images are not data)
+    data = ReportData.read(repo / "build/ci/report.json")
+    assert data.gate is not None and data.gate.accepted and data.head_ref == "main"
+    images = [("loss", "https://example.org/loss.png")]
+    assert render_report(data, images=images) == report
 
 
 def test_cli_rejects_non_https_images() -> None:

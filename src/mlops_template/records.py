@@ -270,6 +270,8 @@ class ReportData(Record):
     f1 {class: f1}; confusion_pr [(actual, predicted)].
     """
 
+    # a NaN or infinite metric stays one in the file (NaN, Infinity), not null: the report flags it
+    model_config = ConfigDict(extra="ignore", frozen=True, ser_json_inf_nan="constants")
     WHAT: ClassVar[str] = "PR report data"
     FIX: ClassVar[str] = "write it with `mlops report` (the report action) in the PR workflow"
 
