@@ -251,6 +251,7 @@ def run_workflow(
     token: str | None = FAKE_TOKEN,
     stubs: Mapping[str, Path] | None = None,
     secrets: Mapping[str, str] | None = None,
+    seed: Path | None = None,
     timeout: float = 900,
 ) -> ActRun:
     """Run .github/workflows/<workflow> of `repo` (as checked out) with act for `event`.
@@ -263,10 +264,13 @@ def run_workflow(
     release workflow's docker or release actions. `variables` are repository variables
     (`vars.X`), `secrets` more secrets (`secrets.X`), `env` extra environment for the run,
     `act_env` variables act sets in the job as GitHub would (`GITHUB_API_URL` pointed at a fake
-    API), `token` the job's GITHUB_TOKEN.
+    API), `token` the job's GITHUB_TOKEN. `seed` is a folder copied into the stand-ins' folder first
+    (e.g. `releases/<tag>/` for `gh release download`, `attested.json` for `gh attestation`).
     """
     stub_dir = work / "stubs"
     stub_dir.mkdir(parents=True)
+    if seed is not None:
+        shutil.copytree(seed, stub_dir, dirs_exist_ok=True)
     if artifacts is not None:
         shutil.copytree(artifacts, stub_dir / "artifacts")
     if cache is not None:

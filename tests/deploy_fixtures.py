@@ -55,9 +55,13 @@ def attest(stub_dir: Path, releases: list[Path], images: dict[str, str]) -> None
     (stub_dir / "attested.json").write_text(json.dumps({"files": files, "images": images}))
 
 
-def git(repo: Path, *args: str) -> str:
+def git(repo: Path, *args: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
-        ["git", *args], cwd=repo, capture_output=True, text=True, env=clean_env(GIT_IDENTITY)
+        ["git", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=clean_env({**GIT_IDENTITY, **(env or {})}),
     )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()

@@ -190,10 +190,13 @@ def push_tag(tag: str, repo: Path = Path("."), remote: str = "origin") -> None:
     token = os.environ.get("GH_TOKEN")
     if token:
         basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
+        count = int(env.get("GIT_CONFIG_COUNT") or 0)  # after any the environment sets already
         env.update(
-            GIT_CONFIG_COUNT="1",
-            GIT_CONFIG_KEY_0="http.https://github.com/.extraheader",
-            GIT_CONFIG_VALUE_0=f"AUTHORIZATION: basic {basic}",
+            {
+                "GIT_CONFIG_COUNT": str(count + 1),
+                f"GIT_CONFIG_KEY_{count}": "http.https://github.com/.extraheader",
+                f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
+            }
         )
     done = subprocess.run(
         ["git", "push", remote, f"refs/tags/{tag}"],
