@@ -62,12 +62,9 @@ def project_name() -> str:
 
 def ensure_tag(tag: str, remote: str = "origin") -> None:
     """Fetch the tag when this clone lacks it (a tag pushed by an earlier job of the run)."""
-    have = subprocess.run(
-        ["git", "rev-parse", "--verify", "--quiet", f"refs/tags/{tag}"],
-        capture_output=True,
-        check=False,
-    )
-    if have.returncode != 0:
+    from mlops_template.release.tags import commit_of
+
+    if commit_of(f"refs/tags/{tag}") is None:
         subprocess.run(
             ["git", "fetch", "--quiet", remote, f"refs/tags/{tag}:refs/tags/{tag}"],
             capture_output=True,
