@@ -150,3 +150,14 @@ def test_probabilities_must_cover_the_classes_and_sum_to_one(probabilities, prob
     report = DeployedSmoke("http://x", TAG)
     check_prediction([{**GOOD, "probabilities": probabilities}], {"classes": CLASSES}, report)
     assert report.problems == ([] if problem is None else [f"/predict probabilities {problem}"])
+
+
+def test_cli_smoke_exits_1_on_a_failure_and_0_when_it_passes(endpoint, capsys) -> None:
+    from mlops_template.cli import main
+
+    url, state = endpoint
+    assert main(["deploy", "smoke", "--url", url, "--model-tag", TAG, "--wait", "0"]) == 0
+    assert capsys.readouterr().out.startswith("smoke test passed")
+    state.answers["/readyz"] = (503, {})
+    assert main(["deploy", "smoke", "--url", url, "--model-tag", TAG, "--wait", "0"]) == 1
+    assert "GET /readyz answered 503, not 200" in capsys.readouterr().out

@@ -114,6 +114,10 @@ DEPLOY_COMMANDS: Commands = {
         "mlops_template.deploy.manifests:render_command",
         "render the Kubernetes manifests of a release for a stage",
     ),
+    "smoke": (
+        "mlops_template.deploy.smoke:smoke",
+        "smoke-test a deployed endpoint (health, model tag, a real prediction)",
+    ),
     "kubeconfig": (
         "mlops_template.deploy.run:kubeconfig",
         "cluster credentials of the job's environment (secret or OIDC) as KUBECONFIG",

@@ -16,6 +16,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
+import click
+
 from mlops_template.errors import UserError
 
 PROBA_SUM_TOLERANCE = 1e-4
@@ -123,3 +125,18 @@ def smoke_deployed(url: str, expected_tag: str, wait_seconds: float = 120) -> De
         return report
     check_prediction(answer, metadata, report)
     return report
+
+
+@click.command(
+    "smoke",
+    help="Smoke-test a deployed endpoint: health, /metadata naming MODEL_TAG, a real prediction.",
+)
+@click.option("--url", required=True, help="the endpoint, e.g. https://model.example.com")
+@click.option("--model-tag", required=True, help="the model the endpoint must serve (NAME:HASH)")
+@click.option(
+    "--wait", type=float, default=120, show_default=True, help="seconds to wait for health"
+)
+def smoke(url: str, model_tag: str, wait: float) -> int:
+    report = smoke_deployed(url, model_tag, wait_seconds=wait)
+    print(report.summary())
+    return 0 if report.passed else 1
