@@ -242,7 +242,8 @@ def test_b_a_tag_whose_model_fails_the_gate_is_not_released(
     assert "(baseline: git:v1.0.0)" in run.log
     failed_rule = r"::error title=Acceptance gate::accuracy \S+ is below the minimum 0\.999"
     assert re.search(failed_rule, run.log), run.log[-6000:]
-    assert run.calls_of("gh") == []
+    # GitHub was only asked whether v1.1.0 exists; nothing was created, pushed or attested.
+    assert [c["argv"][:3] for c in run.calls_of("gh")] == [["release", "view", "v1.1.0"]]
     assert not (run.stub_dir / "releases").exists()
     assert run.calls_of("attest") == [] and run.calls_of("docker") == []
     assert run.calls_of("upload-artifact") == []
