@@ -198,10 +198,9 @@ def test_prometheus_scrapes_what_the_clients_were_answered(prometheus, load):
     prometheus.wait_for(
         "sum by (class) (mlops_predictions_total)", {k: float(v) for k, v in counts.items()}
     )
-    assert prometheus.value('sum(mlops_requests_total{endpoint="/predict", code="400"})') == {
-        "": float(BAD_REQUESTS)
-    }
-    assert prometheus.value('sum(mlops_requests_total{endpoint="unknown"})') == {"": 1.0}
+    bad = 'sum(mlops_requests_total{endpoint="/predict", code="400"})'
+    prometheus.wait_for(bad, {"": float(BAD_REQUESTS)})
+    prometheus.wait_for('sum(mlops_requests_total{endpoint="unknown"})', {"": 1.0})
 
 
 def test_the_recording_rules_give_the_mix_its_shift_and_the_confidence(project, prometheus, load):
@@ -256,6 +255,8 @@ def test_every_dashboard_query_returns_data_and_names_exported_series(server, pr
     recorded = recording_rules(REPO / paths.ALERT_RULES, REPO / paths.PROJECT_RULES)
     for query in dashboard_queries(REPO / paths.DASHBOARD):
         assert raw_names(query, recorded) <= exported, query
-        result = prometheus.query(query.replace("$__rate_interval", "1m"))
-        if "offset 1h" not in query:  # a week's history does not exist yet
-            assert result, f"no data for {query}"
+        expr = query.replace("$__rate_interval", "1m")
+        if "offset 1h" in query:  # a week's history does not exist yet: the query only runs
+            assert prometheus.query(expr) == []
+        else:  # a rate needs two scrapes of a series: wait for them
+            assert prometheus.settled(expr), query
