@@ -224,3 +224,37 @@ def test_every_monitor_command_imports_and_monitor_yml_runs_only_those():
     workflow = Path(__file__).resolve().parents[1] / ".github" / "workflows" / "monitor.yml"
     used = re.findall(r"\bmlops monitor ([a-z-]+)", workflow.read_text())
     assert set(used) == {"fetch", "drift", "issue"} <= set(cli.MONITOR_COMMANDS)
+
+
+def test_the_window_reads_what_the_services_log_writer_wrote(tmp_path):
+    """The service's own writer (serving/predlog.py), rotating over three files, read back in
+    order with the schema's columns."""
+    import pandas as pd
+    import yaml
+    from fork import CLASSES, DATA_PATH, SCHEMA, TARGET, write_fork_csv
+
+    from mlops_template.paths import PARAMS_FILE
+    from mlops_template.serving.predlog import PredictionLog, PredictionLogSettings
+    from mlops_template.table import feature_spec, read_header
+
+    csv = write_fork_csv(tmp_path / DATA_PATH)
+    raw = {"schema": SCHEMA, "data": {"path": str(csv), "target": TARGET}}
+    params = parse_params({**yaml.safe_load(PARAMS_FILE.read_text()), **raw})
+    spec = feature_spec(params, read_header(csv))
+    frame = pd.read_csv(csv, dtype={"region": str}, nrows=12)
+    rows = [
+        [None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]
+        for row in frame[spec.names].itertuples(index=False, name=None)
+    ]
+    settings = PredictionLogSettings(tmp_path / "log", max_bytes=800, backups=9)
+    (tmp_path / "log").mkdir()
+    log = PredictionLog(settings, spec, MODEL)
+    for row in rows:
+        answer = [{"label": CLASSES[1], "confidence": 0.8, "probabilities": {}}]
+        log.submit(json.dumps({"instances": [row]}).encode(), json.dumps(answer).encode())
+    log.flush()
+    log.close()
+    assert len(log_files(tmp_path / "log")) >= 3  # rotated
+    chosen = select(tmp_path / "log", window(hours=None), spec.names)
+    assert [list(r.features.values()) for r in chosen.records] == rows
+    assert {r.prediction for r in chosen.records} == {CLASSES[1]}
