@@ -43,8 +43,11 @@ def replace_tree(target: Path, tree: Tree) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         for rel, data in tree.items():
-            (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
-            (tmp / rel).write_bytes(data)
+            path = tmp / rel
+            if not path.resolve().is_relative_to(tmp.resolve()):
+                raise ValueError(f"{rel!r} is outside the output directory")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
         os.chmod(tmp, 0o755)  # mkdtemp makes directories private; outputs are for all to read
         if target.exists():
             shutil.rmtree(target)
