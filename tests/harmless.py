@@ -11,7 +11,11 @@ import re
 
 from markdown_it import MarkdownIt
 
-OUR_HTML = re.compile(r"^(<!-- mlops-template:pr-report -->|</?details>|</?summary>|</?sub>)\s*$")
+# the report's own first line, the comment's marker (the default watermark), and its own tags
+OUR_HTML = re.compile(
+    r"^(<!-- mlops-template:pr-report -->|<!-- mlops-template report -->|</?details>"
+    r"|</?summary>|</?sub>)\s*$"
+)
 
 
 def assert_harmless(text: str, repo: str) -> None:
