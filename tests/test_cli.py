@@ -34,7 +34,8 @@ def test_help_summary_and_ci_verdict_import_no_heavy_library(tmp_path) -> None:
 
 def test_the_listing_names_every_command_without_importing_it() -> None:
     listed = cli.mlops.list_commands(click.Context(cli.mlops))
-    assert listed == [*cli.COMMANDS, "ci", "release"]
+    assert listed == [*cli.COMMANDS, *sorted(cli.mlops.commands)]  # then the groups, sorted
+    assert {"ci", "release", "deploy"} <= set(cli.mlops.commands)
 
 
 @pytest.mark.parametrize(
