@@ -19,6 +19,7 @@ from mlops_template.deploy.release_files import (
     verify_checksums,
 )
 from mlops_template.errors import UserError
+from mlops_template.release.checksums import write_checksums
 
 REPO = "acme/shop"
 IMAGE = "ghcr.io/acme/shop/shop"
@@ -138,3 +139,21 @@ def test_the_model_tag_comes_from_the_one_bento(release: Path) -> None:
         model_tag_of([p for p in files if p.suffix != ".bento"])
     with pytest.raises(UserError, match=r"holds 2 \.bento files, not one"):
         model_tag_of([*files, release / "second.bento"])
+
+
+@pytest.mark.parametrize("matches", [True, False])
+def test_an_image_file_in_the_release_must_name_the_attested_image(
+    stub: Path, tmp_path: Path, matches: bool
+) -> None:
+    release = write_release(stub / "releases", "shop", "v1.2.0", TAG)
+    digest = image_digest(IMAGE, "v1.2.0")
+    named = digest if matches else image_digest(IMAGE, "v1.1.0")
+    (release / "IMAGE").write_text(f"{IMAGE}@{named}\n")
+    write_checksums(release)
+    attest(stub, [release], {f"{IMAGE}:v1.2.0": digest})
+    if matches:
+        verified = fetch_release("shop@v1.2.0", "v1.2.0", IMAGE, REPO, tmp_path / "out")
+        assert verified.image == f"{IMAGE}@{digest}"
+        return
+    with pytest.raises(UserError, match="but the attested image is"):
+        fetch_release("shop@v1.2.0", "v1.2.0", IMAGE, REPO, tmp_path / "out")

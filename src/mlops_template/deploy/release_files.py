@@ -5,7 +5,8 @@ file must be listed in its SHA256SUMS with that hash, and carry a build provenan
 of this repository (`gh attestation verify FILE --repo OWNER/REPO`), which the release workflow
 signed. The image is the one the release workflow pushed and attested: `gh attestation verify
 oci://IMAGE:VERSION` resolves the tag to its digest and verifies that digest's attestation, and
-the deployment then references the image by that digest, never by a tag that could move. What
+the deployment then references the image by that digest, never by a tag that could move (a
+release that also lists its image by digest in a file IMAGE must name that same one). What
 /metadata must answer after the deploy is the model tag recorded in the release's bento.
 """
 
@@ -22,6 +23,7 @@ from mlops_template.errors import UserError
 from mlops_template.release.checksums import SUMS_FILE, release_files, sha256_file
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+IMAGE_FILE = "IMAGE"  # optional release file: the pushed image by digest
 
 
 @dataclass(frozen=True)
@@ -151,12 +153,23 @@ def model_tag_of(files: list[Path]) -> str:
     return str(tag)
 
 
+def check_image_file(files: list[Path], attested: str) -> None:
+    """A release that names its image (the file IMAGE: `<image>@sha256:<digest>`, covered by
+    SHA256SUMS and attested like every file) must name the attested one."""
+    named = [p.read_text(encoding="utf-8").strip() for p in files if p.name == IMAGE_FILE]
+    if named and named[0] != attested:
+        raise UserError(
+            f"the release's {IMAGE_FILE} names {named[0]}, but the attested image is {attested}",
+            "do not deploy it: re-run the release workflow",
+        )
+
+
 def fetch_release(
     tag: str, version: str, image: str, repository: str, out: Path
 ) -> VerifiedRelease:
     download(tag, repository, out)
     files = verify_checksums(out)
     verify_attestations(files, repository)
-    return VerifiedRelease(
-        tag, files, model_tag_of(files), attested_image(image, version, repository)
-    )
+    attested = attested_image(image, version, repository)
+    check_image_file(files, attested)
+    return VerifiedRelease(tag, files, model_tag_of(files), attested)
