@@ -52,6 +52,11 @@ def test_the_alert_unit_tests_pass():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_without_the_project_rules_only_the_missing_rules_alert_fires():
+    done = promtool("test", "rules", str(TESTS / "missing.test.yml"))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 @pytest.mark.slow
 def test_the_confidence_alert_unit_test_passes():
     """A week of history at 4-minute evaluations: ~15 s of promtool."""
