@@ -6,10 +6,12 @@ test split. A test of the example: a fork that replaces the example deletes it."
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import tarfile
 
 import pytest
-from helpers_serving import mlops, packaged_project
+from helpers_serving import REPO, mlops, packaged_project
+from test_release_bento import LOCK_FILES
 
 from mlops_template.serving import store
 
@@ -25,6 +27,8 @@ pytestmark = [
 
 def test_a_packaged_keras_model_serves_its_offline_predictions(tmp_path_factory):
     root = packaged_project(tmp_path_factory, "keras", family="keras", epochs=2, dataset="digits")
+    for lock_file in LOCK_FILES:  # the bento installs the locked packages, as a release does
+        shutil.copy2(REPO / lock_file, root / lock_file)
     built = mlops(root, "release", "build", "--version", "v0.1.0", "--out", "dist")
     assert built.returncode == 0, built.stderr
     bento = root / "dist" / f"{store.bento_name('digits')}-v0.1.0.bento"
