@@ -65,8 +65,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     os.environ.update(LOOPBACK_ENV)
-    with tempfile.TemporaryDirectory() as tmp:
-        head = start_head(tempfile.mkdtemp(prefix="rayb", dir="/tmp"), BASE_PORT)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory(
+            prefix="rayb",
+            dir="/tmp",  # short: Ray's socket paths
+        ) as ray_tmp,
+    ):
+        head = start_head(ray_tmp, BASE_PORT)
         os.environ["RAY_ADDRESS"] = head.address
         try:
             rows = [bench(f, Path(tmp), args.repeats) for f in args.family]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,6 +48,7 @@ def head() -> Iterator[Head]:
             yield cluster
         finally:
             cluster.stop()
+            shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
