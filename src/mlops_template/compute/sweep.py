@@ -206,7 +206,8 @@ def run_sweep(params: Params) -> SweepRecord:
     for result in grid:
         index = result.config["trial"][0]
         if result.error is not None or result.metrics is None:
-            failed.append(f"trial {index}: {result.error}")
+            lines = str(result.error).strip().splitlines() or ["no result"]
+            failed.append(f"trial {index}: {lines[-1]}")  # the error, not the remote traceback
         else:
             scores[index] = {k: float(result.metrics[k]) for k in SWEEP_METRICS}
     if failed:
