@@ -13,9 +13,7 @@ and names only series the served model exports on /metrics.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -142,14 +140,7 @@ class Prometheus:
         raw = self.query("sum by (class) (rate(mlops_predictions_total[1h]))")
         raise AssertionError(f"{expr}: no data (raw rates {raw}); {self.log.read_text()[-2000:]}")
 
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+    stop = DevServer.stop  # the same: its own process group, by PID, TERM then KILL
 
 
 @pytest.fixture(scope="module")
