@@ -13,12 +13,13 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.uv/bin/uv)
 # Tests run uv themselves (temp copies of the project, act): the same uv, first on PATH.
 export PATH := $(dir $(UV)):$(PATH)
 
-.PHONY: help uv env env-all run serve test lint bench
+.PHONY: help uv env env-all run serve test test-tools lint bench
 
 help:
 	@echo "make run    install the locked environment, get the data, run the pipeline, summarize"
 	@echo "make serve  serve the packaged model on 127.0.0.1:3000"
 	@echo "make test   install the environment with every model family and run the test suite"
+	@echo "make test-tools  install what the tests run besides Python (apt and npm, as root)"
 	@echo "make lint   ruff, zizmor and the workflow schemas"
 
 $(CURDIR)/.uv/bin/uv:
@@ -35,6 +36,7 @@ env-all: uv  ## every model family's extra: what the tests need
 
 run: env
 	$(UV) run mlops data
+	$(UV) run mlops train --check
 	$(UV) run dvc repro || { $(UV) run mlops summary --after-failure; exit 1; }
 	$(UV) run mlops summary
 	@echo "== the change bounds, against the last commit's model =="
@@ -42,6 +44,14 @@ run: env
 
 serve: env  ## the packaged model of this checkout, on 127.0.0.1:3000
 	BENTOML_HOME=$(CURDIR)/.bentoml $(UV) run bentoml serve --host 127.0.0.1 --port 3000
+
+# What the tests run besides Python: promtool and Prometheus (the alert rules, a real scrape),
+# Chromium and the locked Mermaid library (the report's charts). Debian/Ubuntu, as root.
+SYSTEM_TEST_PACKAGES := prometheus chromium
+test-tools:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_TEST_PACKAGES)
+	npm ci --prefix tests/mermaid --no-audit --no-fund
 
 test: env-all  ## two workers, one test file each at a time (tests/conftest.py)
 	$(UV) run pytest -n 2 --dist loadgroup

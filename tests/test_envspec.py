@@ -69,7 +69,7 @@ def test_an_unknown_family_is_a_message_naming_it_and_the_known_ones(tmp_path: P
 
 def test_all_lists_every_family_with_an_extra() -> None:
     flags = envspec.sync_flags(all_families=True).split()
-    assert flags[1::2] == families_with_extras()
+    assert flags[1::2] == [*families_with_extras(), *envspec.TOOL_EXTRAS]
     assert set(flags[::2]) == {"--extra"}
 
 
@@ -83,7 +83,7 @@ def test_runs_as_a_plain_file_with_the_standard_library_only(tmp_path: Path) -> 
     everything = subprocess.run(
         [sys.executable, "-I", str(SCRIPT), "--all"], capture_output=True, text=True
     )
-    assert everything.stdout.split()[1::2] == families_with_extras()
+    assert everything.stdout.split()[1::2] == [*families_with_extras(), *envspec.TOOL_EXTRAS]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -112,3 +112,24 @@ def test_make_env_with_an_unknown_family_installs_nothing(tmp_path: Path) -> Non
     assert "train.family 'torch'" in done.stderr
     assert done.returncode != 0
     assert not calls.exists(), f"uv ran: {calls.read_text()}"
+
+
+@pytest.mark.parametrize(
+    ("train_lines", "expected"),
+    [
+        ("  compute: ray\n", True),
+        ("  compute: 'ray'   # the cluster\n", True),
+        ("  compute: {backend: ray, num_workers: 2}\n", True),
+        ("  compute:\n    backend: ray\n    num_workers: 2\n", True),
+        ("  compute: local\n", False),
+        ("  compute: raylet\n", False),
+        ("", False),
+    ],
+)
+def test_training_on_ray_adds_the_ray_extra(tmp_path: Path, train_lines: str, expected: bool):
+    path = params_file(tmp_path, "sklearn")
+    text = path.read_text().replace("  seed: 1\n", "  seed: 1\n" + train_lines)
+    path.write_text(text + "sweep:\n  compute: ray   # another block: not train's\n")
+    assert envspec.trains_on_ray(path.read_text()) is expected
+    flags = envspec.sync_flags(path).split()
+    assert ("ray" in flags) is (expected and "ray" in envspec.extras())

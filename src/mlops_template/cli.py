@@ -101,6 +101,25 @@ RELEASE_COMMANDS: Commands = {
     ),
 }
 
+MONITOR_COMMANDS: Commands = {
+    "drift": (
+        "mlops_template.monitor.cli:drift",
+        "compare the prediction log with the training split (Evidently); exit 1 on drift",
+    ),
+    "fetch": (
+        "mlops_template.monitor.cli:fetch",
+        "copy the shipped prediction log here (PREDICTION_LOG_URL, with dvc get-url)",
+    ),
+    "issue": (
+        "mlops_template.monitor.issue:issue",
+        "keep the one open `model-drift` GitHub issue up to date (gh)",
+    ),
+    "rules": (
+        "mlops_template.monitor.rules:rules",
+        "write the project's Prometheus series: training class priors, alert thresholds",
+    ),
+}
+
 DEPLOY_COMMANDS: Commands = {
     "run": (
         "mlops_template.deploy.run:run",
@@ -121,25 +140,6 @@ DEPLOY_COMMANDS: Commands = {
     "kubeconfig": (
         "mlops_template.deploy.run:kubeconfig",
         "cluster credentials of the job's environment (secret or OIDC) as KUBECONFIG",
-    ),
-}
-
-MONITOR_COMMANDS: Commands = {
-    "drift": (
-        "mlops_template.monitor.cli:drift",
-        "compare the prediction log with the training split (Evidently); exit 1 on drift",
-    ),
-    "fetch": (
-        "mlops_template.monitor.cli:fetch",
-        "copy the shipped prediction log here (PREDICTION_LOG_URL, with dvc get-url)",
-    ),
-    "issue": (
-        "mlops_template.monitor.issue:issue",
-        "keep the one open `model-drift` GitHub issue up to date (gh)",
-    ),
-    "rules": (
-        "mlops_template.monitor.rules:rules",
-        "write the project's Prometheus series: training class priors, alert thresholds",
     ),
 }
 
@@ -255,19 +255,19 @@ mlops.add_command(
 )
 mlops.add_command(
     LazyGroup(
+        "deploy",
+        lazy=DEPLOY_COMMANDS,
+        help="The steps the deploy workflow runs on a GTO stage tag.",
+        short_help="deploy a release to Kubernetes, smoke-test it, roll back on failure",
+    )
+)
+mlops.add_command(
+    LazyGroup(
         "monitor",
         lazy=MONITOR_COMMANDS,
         help="Operate the served model: drift of the prediction log, the drift issue, the "
         "Prometheus series of the project.",
         short_help="drift check, drift issue, Prometheus rules",
-    )
-)
-mlops.add_command(
-    LazyGroup(
-        "deploy",
-        lazy=DEPLOY_COMMANDS,
-        help="The steps the deploy workflow runs on a GTO stage tag.",
-        short_help="deploy a release to Kubernetes, smoke-test it, roll back on failure",
     )
 )
 

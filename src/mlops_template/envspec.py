@@ -33,6 +33,25 @@ def family(params_text: str) -> str:
     raise SystemExit("error: params.yaml has no train.family\nfix: set train.family in params.yaml")
 
 
+RAY_LINES = (
+    r"^\s+(compute|backend):\s*['\"]?ray['\"]?\s*(#.*)?$",  # compute: ray / backend: ray
+    r"^\s+compute:\s*\{[^}]*\bbackend:\s*['\"]?ray\b",  # compute: {backend: ray, ...}
+)
+
+
+def trains_on_ray(params_text: str) -> bool:
+    """train.compute is `ray` (or a block with `backend: ray`): the `ray` extra is needed too."""
+    in_train = False
+    for line in params_text.splitlines():
+        if re.match(r"^train:\s*(#.*)?$", line):
+            in_train = True
+        elif re.match(r"^\S", line):
+            in_train = False
+        elif in_train and any(re.match(pattern, line) for pattern in RAY_LINES):
+            return True
+    return False
+
+
 def family_names(families_dir: Path = FAMILIES_DIR) -> list[str]:
     return sorted(p.stem for p in families_dir.glob("*.py") if not p.stem.startswith("_"))
 
@@ -47,7 +66,8 @@ def sync_flags(params_path: Path = Path("params.yaml"), all_families: bool = Fal
     if all_families:
         names = [*known, *TOOL_EXTRAS]
     else:
-        name = family(params_path.read_text())
+        text = params_path.read_text()
+        name = family(text)
         if name not in known:
             raise SystemExit(
                 f"error: train.family {name!r} in {params_path} names no model family "
@@ -55,7 +75,7 @@ def sync_flags(params_path: Path = Path("params.yaml"), all_families: bool = Fal
                 f"fix: set train.family to one of them, or add "
                 f"src/mlops_template/custom/families/{name}.py"
             )
-        names = [name]
+        names = [name, "ray"] if trains_on_ray(text) else [name]
     available = extras()
     return " ".join(f"--extra {n}" for n in names if n in available)
 

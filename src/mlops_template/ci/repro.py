@@ -275,8 +275,13 @@ def reproduce(
     `verify=False` skips re-running the metrics stage when `dvc repro` did not (then the
     comparison is null unless that stage ran anyway).
     """
-    ci = load_params(params_path).ci
+    params = load_params(params_path)
+    ci = params.ci
     notes: list[str] = []
+    # Before DVC deletes any output: an unreachable cluster stops here, outputs intact.
+    from mlops_template.stages.train import check_compute
+
+    print(check_compute(params))
     source = ensure_data()
     print(f"data: {source}")
 

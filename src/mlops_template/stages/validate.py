@@ -97,7 +97,7 @@ def _explain(df: pd.DataFrame, err: pa.errors.SchemaErrors, path: Path) -> str:
             if not bad.any() and df[column].isna().any():
                 continue  # only empty cells made it float: the not_nullable line says so
             lines.append(
-                f"column '{column}' must be {expected}, got {df[column].dtype}: "
+                f"column '{column}' must be {expected}, got {_dtype_name(df[column])}: "
                 + _offending(df, column, bad if bad.any() else df[column].notna())
             )
         elif column in wrong_type:
@@ -182,3 +182,9 @@ def validate_command() -> None:
     summary = validate(load_params())
     write_json(OUT, summary.to_json())
     print(f"data valid: {summary.rows} rows, {summary.columns} columns -> {OUT}")
+
+
+def _dtype_name(series: pd.Series) -> str:
+    """The column's type as the schema spells it: text is `str` whichever pandas stores it."""
+    is_text = pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)
+    return "str" if is_text else str(series.dtype)
