@@ -37,7 +37,7 @@ class _TokenEndpoint(BaseHTTPRequestHandler):
 @pytest.fixture
 def oidc(monkeypatch: pytest.MonkeyPatch):
     server = HTTPServer(("127.0.0.1", 0), _TokenEndpoint)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     _TokenEndpoint.requests = []
     url = f"http://127.0.0.1:{server.server_port}/token?api-version=2.0"

@@ -19,6 +19,8 @@ from mlops_template.report import cli
 from mlops_template.report.collect import collect_inputs, parse_curve
 from mlops_template.report.render import WATERMARK, render_report
 
+pytestmark = pytest.mark.slow  # real DVC commands in a real git repo: seconds each
+
 DVC_YAML = """\
 metrics:
   - metrics/quality.json
