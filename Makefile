@@ -53,8 +53,8 @@ test-tools:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_TEST_PACKAGES)
 	npm ci --prefix tests/mermaid --no-audit --no-fund
 
-test: env-all  ## two workers, one test file each at a time (tests/conftest.py)
-	$(UV) run pytest -n 2 --dist loadgroup
+test: env-all  ## two workers; a file's tests stay on one worker (its module fixtures are built once)
+	$(UV) run pytest -n 2 --dist loadfile
 
 lint: env-all
 	$(UV) run ruff check .

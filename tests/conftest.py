@@ -41,13 +41,3 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> type[ModelFamily]:
 
     monkeypatch.setitem(contract._REGISTERED, "tiny", tiny_family.Family)
     return tiny_family.Family
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """With `pytest -n 2 --dist loadgroup` (make test): a file's tests stay on one worker, so a
-    module's fixture (a trained project, a server) is built once; the act files share one
-    worker, so two act runs never overlap."""
-    for item in items:
-        name = item.path.stem
-        group = "act" if name.startswith("test_act_") else name
-        item.add_marker(pytest.mark.xdist_group(group))
