@@ -20,15 +20,23 @@ FAMILIES_DIR = Path(__file__).resolve().parent / "custom" / "families"
 TOOL_EXTRAS = ("monitor", "ray")
 
 
-def family(params_text: str) -> str:
-    """train.family from params.yaml text (a block mapping, as the template writes it)."""
-    in_train = False
+def train_lines(params_text: str) -> list[str]:
+    """The indented lines of the top-level `train:` block of params.yaml text."""
+    lines, in_train = [], False
     for line in params_text.splitlines():
         if re.match(r"^train:\s*(#.*)?$", line):
             in_train = True
         elif re.match(r"^\S", line):
             in_train = False
-        elif in_train and (m := re.match(r"^\s+family:\s*['\"]?([A-Za-z0-9_]+)", line)):
+        elif in_train:
+            lines.append(line)
+    return lines
+
+
+def family(params_text: str) -> str:
+    """train.family from params.yaml text (a block mapping, as the template writes it)."""
+    for line in train_lines(params_text):
+        if m := re.match(r"^\s+family:\s*['\"]?([A-Za-z0-9_]+)", line):
             return m.group(1)
     raise SystemExit("error: params.yaml has no train.family\nfix: set train.family in params.yaml")
 
@@ -41,15 +49,7 @@ RAY_LINES = (
 
 def trains_on_ray(params_text: str) -> bool:
     """train.compute is `ray` (or a block with `backend: ray`): the `ray` extra is needed too."""
-    in_train = False
-    for line in params_text.splitlines():
-        if re.match(r"^train:\s*(#.*)?$", line):
-            in_train = True
-        elif re.match(r"^\S", line):
-            in_train = False
-        elif in_train and any(re.match(pattern, line) for pattern in RAY_LINES):
-            return True
-    return False
+    return any(re.match(p, line) for line in train_lines(params_text) for p in RAY_LINES)
 
 
 def family_names(families_dir: Path = FAMILIES_DIR) -> list[str]:
