@@ -162,7 +162,9 @@ def test_unmeetable_gate_blocks_packaging(tmp_path: Path) -> None:
     assert "Running stage 'gate'" not in again.stdout
     assert "Running stage 'train'" not in again.stdout
     summary = run(["mlops", "summary", "--after-failure"], repo).stdout
-    assert "not up to date: package" in summary
+    stale = re.search(r"not up to date: (.*)", summary)
+    assert stale and "package" in stale.group(1).split(", ")
+    assert "gate" not in stale.group(1).split(", ")
     assert "gate (value bounds): NOT ACCEPTED" in summary
     assert "packaged model none for this model" in summary
 

@@ -49,3 +49,17 @@ def test_without_a_remote_it_says_so_and_changes_nothing(repo: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "no DVC remote" in done.stdout
     assert not (repo / ".dvc" / "config.local").exists()
+
+
+def test_two_remotes_and_no_default_is_a_message_not_a_silent_skip(repo: Path) -> None:
+    dvc = str(BIN / "dvc")
+    assert run(repo, dvc, "remote", "add", "storage", str(repo / "bucket")).returncode == 0
+    assert run(repo, dvc, "remote", "add", "backup", str(repo / "other")).returncode == 0
+
+    done = run(repo, str(BIN / "mlops"), "release", "verify-pulls")
+
+    assert done.returncode == 2
+    assert "DVC has 2 remotes (backup, storage) and none is the default" in done.stderr
+    assert "fix: choose one: `dvc remote default NAME`" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (repo / ".dvc" / "config.local").exists()

@@ -38,6 +38,11 @@ NO_REMOTE = (
 def default_remote() -> tuple[str, str] | None:
     """(name, url) of the default DVC remote (else the only one), or None."""
     listed = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True)
+    if listed.returncode != 0:  # not "no remote": a release would then skip verification
+        raise UserError(
+            f"`dvc remote list` failed: {listed.stderr.strip()[-500:]}",
+            "check .dvc/config (`dvc remote list`) and that this is the project's DVC repository",
+        )
     remotes = {}
     for line in listed.stdout.splitlines():
         parts = line.split()
@@ -46,12 +51,25 @@ def default_remote() -> tuple[str, str] | None:
     if not remotes:
         return None
     default = subprocess.run(["dvc", "remote", "default"], capture_output=True, text=True)
-    name = default.stdout.strip()
+    said = (default.stdout + default.stderr).strip()
+    if default.returncode == 0:  # the name is the last line (DVC may print notices before it)
+        name = (default.stdout.strip().splitlines() or [""])[-1].strip()
+    elif "No default remote set" in said:
+        name = ""
+    else:
+        raise UserError(
+            f"`dvc remote default` failed: {said[-500:]}",
+            "check .dvc/config (`dvc remote default`)",
+        )
     if name in remotes:
         return name, remotes[name]
     if len(remotes) == 1:
         return next(iter(remotes.items()))
-    return None
+    raise UserError(
+        f"DVC has {len(remotes)} remotes ({', '.join(sorted(remotes))}) and none is the default"
+        + (f" ({name!r} is not one of them)" if name else ""),
+        "choose one: `dvc remote default NAME` (and commit .dvc/config)",
+    )
 
 
 def request_oidc_token(audience: str = AUDIENCE) -> str:
