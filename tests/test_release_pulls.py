@@ -14,8 +14,11 @@ pytestmark = pytest.mark.slow  # real DVC commands, about a second each
 
 
 def run(repo: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    env.pop("GITHUB_ACTIONS", None)
+    """`command` in `repo` with a minimal environment: this venv's dvc first on PATH, nothing
+    that earlier tests in the same worker left behind."""
+    keep = ("HOME", "LANG", "TMPDIR", "SSL_CERT_FILE")
+    env = {key: os.environ[key] for key in keep if key in os.environ}
+    env |= {"PATH": f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin", "DVC_NO_ANALYTICS": "1"}
     return subprocess.run(command, cwd=repo, capture_output=True, text=True, env=env)
 
 
