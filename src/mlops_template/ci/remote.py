@@ -36,31 +36,26 @@ NO_REMOTE = (
 
 
 def default_remote() -> tuple[str, str] | None:
-    """(name, url) of the default DVC remote (else the only one), or None."""
-    listed = subprocess.run(["dvc", "remote", "list"], capture_output=True, text=True)
+    """(name, url) of the default DVC remote (else the only one), or None.
+
+    Read from `dvc config --list` (one `key=value` per line): `dvc remote list` is a table
+    that wraps long URLs over several lines."""
+    listed = subprocess.run(["dvc", "config", "--list"], capture_output=True, text=True)
     if listed.returncode != 0:  # not "no remote": a release would then skip verification
         raise UserError(
-            f"`dvc remote list` failed: {listed.stderr.strip()[-500:]}",
+            f"`dvc config --list` failed: {listed.stderr.strip()[-500:]}",
             "check .dvc/config (`dvc remote list`) and that this is the project's DVC repository",
         )
-    remotes = {}
+    remotes: dict[str, str] = {}
+    name = ""
     for line in listed.stdout.splitlines():
-        parts = line.split()
-        if len(parts) >= 2:
-            remotes[parts[0]] = parts[1]
+        key, _, value = line.strip().partition("=")
+        if key.startswith("remote.") and key.endswith(".url"):
+            remotes[key[len("remote.") : -len(".url")]] = value
+        elif key == "core.remote":
+            name = value
     if not remotes:
         return None
-    default = subprocess.run(["dvc", "remote", "default"], capture_output=True, text=True)
-    said = (default.stdout + default.stderr).strip()
-    if default.returncode == 0:  # the name is the last line (DVC may print notices before it)
-        name = (default.stdout.strip().splitlines() or [""])[-1].strip()
-    elif "No default remote set" in said:
-        name = ""
-    else:
-        raise UserError(
-            f"`dvc remote default` failed: {said[-500:]}",
-            "check .dvc/config (`dvc remote default`)",
-        )
     if name in remotes:
         return name, remotes[name]
     if len(remotes) == 1:
