@@ -134,3 +134,13 @@ def start_head(temp_dir: Path | str, base_port: int, num_cpus: int = 2) -> Head:
         head.stop()
         tail = log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"the Ray head did not start in {ATTEMPTS} attempts:\n{tail}")
+
+
+def outputs(repo: Path) -> dict[str, bytes]:
+    """The train stage's outputs (model and DVCLive files) by path: what must not change."""
+    return {
+        str(p.relative_to(repo)): p.read_bytes()
+        for root in ("artifacts/model", "dvclive")
+        for p in sorted((repo / root).rglob("*"))
+        if p.is_file()
+    }

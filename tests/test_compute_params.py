@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from fork import DATA_PATH, make_project
+from helpers_ray import outputs
 from project import set_params
 
 from mlops_template.cli import main
@@ -276,15 +277,6 @@ def trained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny) -> Path:
         (repo / output).write_text('{"from": "an earlier run"}\n')
     assert load_params().train.compute.backend == "ray"
     return repo
-
-
-def outputs(repo: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(repo)): p.read_bytes()
-        for root in ("artifacts/model", "dvclive")
-        for p in sorted((repo / root).rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.mark.parametrize("argv", [["train"], ["train", "--check"], ["sweep"]])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from fork import make_project
-from helpers_ray import LOOPBACK_ENV, Head, start_head
+from helpers_ray import LOOPBACK_ENV, Head, outputs, start_head
 from project import run, set_params
 
 from mlops_template.cli import main
@@ -58,15 +58,6 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for stage in ("validate", "prepare"):
         assert main([stage]) == 0
     return repo
-
-
-def outputs(repo: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(repo)): p.read_bytes()
-        for root in ("artifacts/model", "dvclive")
-        for p in sorted((repo / root).rglob("*"))
-        if p.is_file()
-    }
 
 
 def evaluate_and_gate(repo: Path) -> tuple[dict, dict]:
