@@ -144,6 +144,23 @@ class ModelFamily(ABC):
     def load(cls, directory: Path, params: BaseModel, spec: FeatureSpec, seed: int) -> Self:
         """Read a model that `save` wrote."""
 
+    def to_onnx(self) -> bytes:
+        """The fitted model as a serialized ONNX graph: what the service runs (ONNX Runtime, so
+        no unpickling and no training library in the bento).
+
+        Inputs: one per feature column, named after the column, shaped [N, 1]: float32 for
+        numeric and boolean columns (missing = NaN, booleans 1.0/0.0), string for categorical
+        ones (missing = ""). Output "probabilities": float [N, len(classes)] in class order.
+        The package stage refuses an export that disagrees with `predict_proba` on the test
+        split."""
+        raise NotImplementedError(f"the {self.describe()} model has no ONNX export (to_onnx)")
+
+    def ray_trainer(self, train: Any, num_workers: int, cpus_per_worker: int) -> Any:
+        """Optional: a Ray Train trainer that fits this model data-parallel on `num_workers`
+        workers from `train` (the train split as a Ray Dataset). None (the default): the fit
+        runs as one process on one Ray worker."""
+        return None
+
 
 _REGISTERED: dict[str, type[ModelFamily]] = {}
 

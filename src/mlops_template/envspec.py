@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FAMILIES_DIR = Path(__file__).resolve().parent / "custom" / "families"
 # Extras of the operating tools, not of a model family: the tests install them too.
-TOOL_EXTRAS = ("monitor", "ray")
+TOOL_EXTRAS = ("monitor", "ray", "signing")
 
 
 def train_lines(params_text: str) -> list[str]:
