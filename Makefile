@@ -54,7 +54,7 @@ test-tools:
 	npm ci --prefix tests/mermaid --no-audit --no-fund
 
 test: env-all  ## two workers; a file's tests stay on one worker (its module fixtures are built once)
-	$(UV) run pytest -n 2 --dist loadfile
+	$(UV) run pytest -n 2 --dist loadfile --durations=30
 
 lint: env-all
 	$(UV) run ruff check .
