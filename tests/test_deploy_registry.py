@@ -133,7 +133,7 @@ def test_outside_a_git_repo_the_fix_says_where_to_run(tmp_path: Path) -> None:
     outside.mkdir()
     with pytest.raises(UserError) as caught:
         Registry(PROJECT, outside).rollback("prod")
-    assert "is not a git repository" in caught.value.message
+    assert "not a git repository" in caught.value.message
     assert "git clone" in (caught.value.hint or "")
 
 

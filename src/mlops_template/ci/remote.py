@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -23,7 +22,7 @@ import click
 
 from mlops_template.ci import gha
 from mlops_template.ci.repro import run_streaming
-from mlops_template.errors import UserError
+from mlops_template.errors import UserError, run_checked
 from mlops_template.paths import CI_DIR
 
 AUDIENCE = "sts.amazonaws.com"
@@ -40,12 +39,11 @@ def default_remote() -> tuple[str, str] | None:
 
     Read from `dvc config --list` (one `key=value` per line): `dvc remote list` is a table
     that wraps long URLs over several lines."""
-    listed = subprocess.run(["dvc", "config", "--list"], capture_output=True, text=True)
-    if listed.returncode != 0:  # not "no remote": a release would then skip verification
-        raise UserError(
-            f"`dvc config --list` failed: {listed.stderr.strip()[-500:]}",
-            "check .dvc/config (`dvc remote list`) and that this is the project's DVC repository",
-        )
+    # A failure is not "no remote": a release would then skip verification.
+    listed = run_checked(
+        ["dvc", "config", "--list"],
+        "check .dvc/config (`dvc remote list`) and that this is the project's DVC repository",
+    )
     remotes: dict[str, str] = {}
     name = ""
     for line in listed.stdout.splitlines():

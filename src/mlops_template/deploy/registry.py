@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from typing import Any
 import click
 
 from mlops_template.ci import gha
-from mlops_template.errors import UserError
+from mlops_template.errors import UserError, run_checked
 
 STAGES = ("staging", "prod")
 _VERSION = re.compile(r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)$")
@@ -160,19 +159,8 @@ class Registry:
         return self.assign(target, stage, force=True)
 
     def _tags(self, pattern: str) -> list[str]:
-        done = subprocess.run(
-            ["git", "tag", "--list", pattern],
-            cwd=self.repo,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise UserError(
-                f"{self.repo.resolve()} is not a git repository",
-                "run inside the project's git clone (the registry is its tags)",
-            )
-        return done.stdout.split()
+        fix = "run inside the project's git clone (the registry is its tags)"
+        return run_checked(["git", "tag", "--list", pattern], fix, cwd=self.repo).stdout.split()
 
 
 def tagger() -> tuple[str | None, str | None]:
@@ -198,19 +186,12 @@ def push_tag(tag: str, repo: Path = Path("."), remote: str = "origin") -> None:
                 f"GIT_CONFIG_VALUE_{count}": f"AUTHORIZATION: basic {basic}",
             }
         )
-    done = subprocess.run(
+    run_checked(
         ["git", "push", remote, f"refs/tags/{tag}"],
+        "push it yourself (`git push origin <tag>`), with write access to the repository",
         cwd=repo,
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
     )
-    if done.returncode != 0:
-        raise UserError(
-            f"`git push {remote} {tag}` failed: {done.stderr.strip()[-500:]}",
-            "push it yourself (`git push origin <tag>`), with write access to the repository",
-        )
 
 
 def registry_for(project: str | None) -> Registry:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops_template.ci import gha
-from mlops_template.errors import UserError
+from mlops_template.errors import UserError, run_checked
 from mlops_template.monitor.drift import DriftResult
 from mlops_template.monitor.report import NEXT_STEPS, column_table, verdict_line, window_line
 from mlops_template.params import PersistenceParams, load_params
@@ -173,14 +172,11 @@ class Gh:
                 path = Path(tmp) / "body.md"
                 path.write_text(text, encoding="utf-8")
                 argv += ["--body-file", str(path)]
-            try:
-                done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-            except FileNotFoundError:
-                raise UserError("gh (GitHub's CLI) is not installed", "install gh") from None
-        if done.returncode != 0:
-            raise UserError(
-                f"`gh {' '.join(args[:2])}` failed: {done.stderr.strip()[-500:]}",
+            done = run_checked(
+                argv,
                 "give the job `issues: write` and GH_TOKEN: ${{ github.token }}",
+                missing="install gh (GitHub's CLI)",
+                timeout=120,
             )
         return done.stdout
 
