@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from mlops_template.cli import main
-from mlops_template.monitor.drift import ColumnDrift, DriftResult
 from mlops_template.monitor.issue import (
     LABEL,
     WindowMark,
@@ -21,6 +20,7 @@ from mlops_template.monitor.issue import (
     with_window,
 )
 from mlops_template.params import PersistenceParams
+from mlops_template.records import ColumnDrift, DriftResult
 
 STUB_BIN = Path(__file__).resolve().parent / "act" / "bin"
 RULE = PersistenceParams(k=2, n=3)

@@ -290,3 +290,34 @@ class ReportData(Record):
     base_sha: str = ""
     head_ref: str = ""
     head_sha: str = ""
+
+
+class ColumnDrift(Record):
+    column: str
+    kind: Literal["feature", "prediction"]
+    method: str  # Evidently's name of the test, e.g. "K-S p_value"
+    statistic: float
+    threshold: float
+    drifted: bool
+
+
+class DriftResult(Record):
+    """build/monitor/drift.json: what `mlops monitor drift` found (`mlops monitor issue`)."""
+
+    WHAT: ClassVar[str] = "drift result"
+    FIX: ClassVar[str] = "run `mlops monitor drift` first"
+
+    drifted: bool
+    window_start: str
+    window_end: str
+    window_records: int
+    logged_records: int
+    models: list[str] = Field(default_factory=list)
+    reference_rows: int
+    drift_share: float  # the rule's threshold
+    drifted_share: float  # share of feature columns that drifted
+    columns: list[ColumnDrift]
+
+    @property
+    def drifted_columns(self) -> list[ColumnDrift]:
+        return [c for c in self.columns if c.drifted]

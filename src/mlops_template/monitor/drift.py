@@ -14,12 +14,10 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING, Any
 
 from mlops_template.files import write_json, write_text_atomic
-from mlops_template.records import Record
+from mlops_template.records import ColumnDrift, DriftResult
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,37 +26,6 @@ if TYPE_CHECKING:
     from mlops_template.monitor.window import Window
 
 PREDICTION = "prediction"
-
-
-class ColumnDrift(Record):
-    column: str
-    kind: Literal["feature", "prediction"]
-    method: str  # Evidently's name of the test, e.g. "K-S p_value"
-    statistic: float
-    threshold: float
-    drifted: bool
-
-
-class DriftResult(Record):
-    """build/monitor/drift.json: what `mlops monitor drift` found (`mlops monitor issue`)."""
-
-    WHAT: ClassVar[str] = "drift result"
-    FIX: ClassVar[str] = "run `mlops monitor drift` first"
-
-    drifted: bool
-    window_start: str
-    window_end: str
-    window_records: int
-    logged_records: int
-    models: list[str] = Field(default_factory=list)
-    reference_rows: int
-    drift_share: float  # the rule's threshold
-    drifted_share: float  # share of feature columns that drifted
-    columns: list[ColumnDrift]
-
-    @property
-    def drifted_columns(self) -> list[ColumnDrift]:
-        return [c for c in self.columns if c.drifted]
 
 
 def reference_frame(spec: FeatureSpec, train: pd.DataFrame) -> pd.DataFrame:

@@ -29,10 +29,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlops_template.ci import gha
 from mlops_template.errors import UserError, run_checked
-from mlops_template.monitor.drift import DriftResult
 from mlops_template.monitor.report import NEXT_STEPS, column_table, verdict_line, window_line
 from mlops_template.params import PersistenceParams, load_params
 from mlops_template.paths import DRIFT_FILE, PARAMS_FILE
+from mlops_template.records import DriftResult
 from mlops_template.report.render import md_escape
 
 LABEL = "model-drift"

@@ -6,7 +6,7 @@ mentions or HTML); column names come from params.yaml and are escaped too.
 
 from __future__ import annotations
 
-from mlops_template.monitor.drift import ColumnDrift, DriftResult
+from mlops_template.records import ColumnDrift, DriftResult
 from mlops_template.report.render import md_escape
 
 NEXT_STEPS = (
