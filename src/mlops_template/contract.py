@@ -155,10 +155,21 @@ class ModelFamily(ABC):
         split."""
         raise NotImplementedError(f"the {self.describe()} model has no ONNX export (to_onnx)")
 
-    def ray_trainer(self, train: Any, num_workers: int, cpus_per_worker: int) -> Any:
-        """Optional: a Ray Train trainer that fits this model data-parallel on `num_workers`
-        workers from `train` (the train split as a Ray Dataset). None (the default): the fit
-        runs as one process on one Ray worker."""
+    def ray_trainer(self, trainer_args: dict[str, Any]) -> Any:
+        """Optional: a Ray Train trainer that fits this model data-parallel (`train.compute: ray`).
+        None (the default): the contract's `fit` runs as one process on one Ray worker.
+
+        Build the trainer of your library (any Ray Train data-parallel trainer) with
+        `**trainer_args` passed on unchanged: the datasets (the train split, read by the workers
+        from its file), the scaling (`num_workers`, `cpus_per_worker` from params), where the
+        result goes, and `train_loop_config` (this unfitted model). Its `train_loop_per_worker`
+        is `mlops_template.compute.ray_train.worker_loop(fit)`, with
+        `fit(model, X, y, live, rank, world_size)` a module-level function that trains `model`
+        in place on every worker, together (e.g. through the trainer's collective backend).
+        Every worker gets all rows, in the split file's order (take your share by rank, or let
+        your library shard them); `live` is DVCLive on rank 0, None elsewhere. The loop then
+        saves the model with `save` on every worker and checkpoints rank 0's files and DVCLive
+        files; `mlops train` loads them with `load` and writes artifacts/model and dvclive/."""
         return None
 
 
