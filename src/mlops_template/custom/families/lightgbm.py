@@ -1,6 +1,7 @@
 """Gradient-boosted trees with LightGBM (the `lightgbm` extra), behind the same schema-driven
 preprocessing as the scikit-learn family. The example of a family from another library: this
-file, its `train.lightgbm` block in params.yaml and the `lightgbm` extra are all it took."""
+file, its `train.lightgbm` block in params.yaml and the `lightgbm` extra are all it took; its
+ONNX export (what the service runs) uses onnxmltools' converter, in the extra too."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ class LightgbmParams(StrictParams):
 
 class Family(PipelineFamily):
     Params = LightgbmParams
-    serving_packages = ("lightgbm", "scikit-learn", "joblib")
 
     def estimator(self) -> Any:
         from lightgbm import LGBMClassifier
@@ -37,4 +37,20 @@ class Family(PipelineFamily):
             force_row_wise=True,
             n_jobs=1,  # the same trees whatever the machine's core count
             verbose=-1,
+        )
+
+    def register_converter(self) -> None:
+        """onnxmltools' LightGBM converter, registered with skl2onnx, so the preprocessing
+        and the trees convert as one graph."""
+        from lightgbm import LGBMClassifier
+        from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+        from skl2onnx import update_registered_converter
+        from skl2onnx.common.shape_calculator import calculate_linear_classifier_output_shapes
+
+        update_registered_converter(
+            LGBMClassifier,
+            "LightGbmLGBMClassifier",
+            calculate_linear_classifier_output_shapes,
+            convert_lightgbm,
+            options={"nocl": [True, False], "zipmap": [True, False, "columns"]},
         )
