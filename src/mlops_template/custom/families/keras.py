@@ -3,7 +3,8 @@ instances the schema shapes as images (`schema.shape: [rows, cols]`).
 
 The schema-driven preprocessing (scaling, imputation, one-hot) is fitted first and saved beside
 the network. TensorFlow is imported only inside these methods. Training is seeded, with
-TensorFlow's op determinism on; curves go to DVCLive.
+TensorFlow's op determinism on; curves go to DVCLive. `to_onnx` joins the preprocessing and the
+network into one ONNX graph, so the service runs the model without TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from mlops_template.errors import UserError
 
 NETWORK = "model.keras"
 PREPROCESSOR = "preprocess.joblib"
+ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}  # one opset for both halves, so they can be merged
 
 
 class CnnParams(StrictParams):
@@ -120,6 +122,52 @@ class Family(ModelFamily):
         inputs = self.prep.transform(X).astype("float32")
         return np.asarray(self.network(inputs, training=False), dtype=np.float64)
 
+    def to_onnx(self) -> bytes:
+        """The preprocessing (skl2onnx) feeding the network (tf2onnx), as one graph whose
+        output is "probabilities". The same fitted model always gives the same bytes."""
+        import onnx
+
+        prep = _preprocessor_onnx(self.prep, self.spec)
+        network = self._network_onnx()
+        for half in (prep, network):
+            _set_opsets(half)
+        (features,) = prep.graph.output
+        (network_input,) = network.graph.input
+        joined = onnx.compose.merge_models(
+            prep,
+            network,
+            io_map=[(features.name, network_input.name)],
+            name=f"keras_{self.describe()}",
+            doc_string="preprocessing (skl2onnx) feeding the network (tf2onnx)",
+        )
+        _set_opsets(joined)  # merge_models lists each domain once per half
+        _canonical_names(joined.graph)
+        onnx.checker.check_model(joined, full_check=True)
+        return joined.SerializeToString(deterministic=True)
+
+    def _network_onnx(self) -> Any:
+        """The network alone as ONNX: input "features" [N, width] float32, output
+        "probabilities"; its node names are prefixed so they cannot clash with the
+        preprocessing's."""
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import onnx
+        import tensorflow as tf
+        import tf2onnx
+
+        network = self.network
+        width = int(network.inputs[0].shape[1])
+        signature = [tf.TensorSpec([None, width], tf.float32, name="features")]
+        call = tf.function(lambda x: network(x, training=False))
+        model, _ = tf2onnx.convert.from_function(
+            call, input_signature=signature, opset=ONNX_OPSET[""]
+        )
+        model = onnx.compose.add_prefix(model, "network/", rename_inputs=False)
+        (output,) = model.graph.output
+        for node in model.graph.node:
+            node.output[:] = ["probabilities" if o == output.name else o for o in node.output]
+        output.name = "probabilities"
+        return model
+
     def save(self, directory: Path) -> None:
         import joblib
 
@@ -171,3 +219,66 @@ def _without_timestamps(path: Path) -> None:
                 data = json.dumps(renumber(json.loads(data))).encode()
             archive.writestr(zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0)), data)
     tmp.replace(path)
+
+
+def _preprocessor_onnx(prep: Any, spec: FeatureSpec) -> Any:
+    """The fitted preprocessing as ONNX, one [N, 1] input per feature column as the contract
+    says: float32 for numeric and boolean columns (booleans arrive as 1.0/0.0, so the step that
+    turns them into floats is the identity), strings for categorical ones (missing = "")."""
+    import copy
+
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    prep = copy.deepcopy(prep)
+    for name, pipeline, _ in prep.transformers_:
+        if name == "boolean":
+            pipeline.steps[0][1].func = None
+        if name == "categorical":
+            pipeline.steps[0][1].missing_values = ""
+    types = [
+        (c.name, (StringTensorType if c.kind == "categorical" else FloatTensorType)([None, 1]))
+        for c in spec.columns
+    ]
+    return to_onnx(prep, initial_types=types, target_opset=ONNX_OPSET)
+
+
+def _set_opsets(model: Any) -> None:
+    """Import exactly ONNX_OPSET (converters pick their own ai.onnx.ml version; every operator
+    used here is unchanged across those versions, and merging needs equal opsets)."""
+    import onnx
+
+    del model.opset_import[:]
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items())
+
+
+def _canonical_names(graph: Any) -> None:
+    """Rename the graph's nodes, constants and inner tensors by their position (in place).
+
+    tf2onnx names what it creates from a process-wide counter and Keras numbers layers per
+    process (`sequential_3`), so the same weights exported twice would differ in names only;
+    positional names make the bytes depend on the model alone. The inputs and the output keep
+    their names: they are the interface."""
+    interface = {v.name for v in [*graph.input, *graph.output]}
+    constants = {t.name for t in graph.initializer}
+    names: dict[str, str] = {n: n for n in interface} | {"": ""}
+    for i, node in enumerate(graph.node):
+        node.name = f"{node.op_type}_{i}"
+        for name in node.input:
+            if name not in names and name in constants:
+                names[name] = f"const_{sum(n.startswith('const_') for n in names.values())}"
+        for k, name in enumerate(node.output):
+            names.setdefault(name, f"{node.name}:{k}")
+        node.input[:] = [names[n] for n in node.input]
+        node.output[:] = [names[n] for n in node.output]
+    for field in (graph.initializer, graph.value_info):
+        for tensor in field:
+            tensor.name = names.get(tensor.name, tensor.name)
+        ordered = sorted(field, key=lambda t: t.name)  # converters order them by old name
+        del field[:]
+        field.extend(ordered)
+    dims: dict[str, str] = {}
+    for value in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if dim.HasField("dim_param"):
+                dim.dim_param = dims.setdefault(dim.dim_param, f"N{len(dims) or ''}")
