@@ -18,12 +18,11 @@ import pandas as pd
 from pydantic import Field
 
 from mlops_template.contract import FeatureSpec, ModelFamily, StrictParams
-from mlops_template.custom.families._tabular import preprocessor
+from mlops_template.custom.families._tabular import OPSET, preprocessor, sklearn_to_onnx
 from mlops_template.errors import UserError
 
 NETWORK = "model.keras"
 PREPROCESSOR = "preprocess.joblib"
-ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}  # one opset for both halves, so they can be merged
 
 
 class CnnParams(StrictParams):
@@ -49,7 +48,6 @@ class KerasParams(StrictParams):
 
 class Family(ModelFamily):
     Params = KerasParams
-    serving_packages = ("tensorflow-cpu", "keras", "scikit-learn", "joblib")
     batchable = True  # a row inside a batch costs a fraction of a single call
 
     params: KerasParams
@@ -127,7 +125,7 @@ class Family(ModelFamily):
         output is "probabilities". The same fitted model always gives the same bytes."""
         import onnx
 
-        prep = _preprocessor_onnx(self.prep, self.spec)
+        prep = sklearn_to_onnx(self.prep, self.spec, "preprocessing")
         network = self._network_onnx()
         for half in (prep, network):
             _set_opsets(half)
@@ -158,9 +156,7 @@ class Family(ModelFamily):
         width = int(network.inputs[0].shape[1])
         signature = [tf.TensorSpec([None, width], tf.float32, name="features")]
         call = tf.function(lambda x: network(x, training=False))
-        model, _ = tf2onnx.convert.from_function(
-            call, input_signature=signature, opset=ONNX_OPSET[""]
-        )
+        model, _ = tf2onnx.convert.from_function(call, input_signature=signature, opset=OPSET[""])
         model = onnx.compose.add_prefix(model, "network/", rename_inputs=False)
         (output,) = model.graph.output
         for node in model.graph.node:
@@ -185,6 +181,16 @@ class Family(ModelFamily):
         family.prep = joblib.load(directory / PREPROCESSOR)
         family.network = keras.models.load_model(directory / NETWORK)
         return family
+
+    def ray_trainer(self, trainer_args: dict[str, Any]) -> Any:
+        """Data-parallel on Ray: Ray Train's TensorFlow trainer, this family's own `fit` inside
+        a MultiWorkerMirroredStrategy (each global batch split over the workers, gradients
+        averaged), seeded with op determinism as locally."""
+        from ray.train.tensorflow import TensorflowTrainer
+
+        from mlops_template.compute.ray_train import worker_loop
+
+        return TensorflowTrainer(worker_loop(_fit_mirrored), **trainer_args)
 
 
 def _without_timestamps(path: Path) -> None:
@@ -221,35 +227,13 @@ def _without_timestamps(path: Path) -> None:
     tmp.replace(path)
 
 
-def _preprocessor_onnx(prep: Any, spec: FeatureSpec) -> Any:
-    """The fitted preprocessing as ONNX, one [N, 1] input per feature column as the contract
-    says: float32 for numeric and boolean columns (booleans arrive as 1.0/0.0, so the step that
-    turns them into floats is the identity), strings for categorical ones (missing = "")."""
-    import copy
-
-    from skl2onnx import to_onnx
-    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
-
-    prep = copy.deepcopy(prep)
-    for name, pipeline, _ in prep.transformers_:
-        if name == "boolean":
-            pipeline.steps[0][1].func = None
-        if name == "categorical":
-            pipeline.steps[0][1].missing_values = ""
-    types = [
-        (c.name, (StringTensorType if c.kind == "categorical" else FloatTensorType)([None, 1]))
-        for c in spec.columns
-    ]
-    return to_onnx(prep, initial_types=types, target_opset=ONNX_OPSET)
-
-
 def _set_opsets(model: Any) -> None:
-    """Import exactly ONNX_OPSET (converters pick their own ai.onnx.ml version; every operator
-    used here is unchanged across those versions, and merging needs equal opsets)."""
+    """Import exactly OPSET: merging needs equal opsets, and tf2onnx declares its own
+    ai.onnx.ml version (the network uses no ai.onnx.ml operator)."""
     import onnx
 
     del model.opset_import[:]
-    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items())
+    model.opset_import.extend(onnx.helper.make_opsetid(d, v) for d, v in OPSET.items())
 
 
 def _canonical_names(graph: Any) -> None:
@@ -282,3 +266,17 @@ def _canonical_names(graph: Any) -> None:
         for dim in value.type.tensor_type.shape.dim:
             if dim.HasField("dim_param"):
                 dim.dim_param = dims.setdefault(dim.dim_param, f"N{len(dims) or ''}")
+
+
+def _fit_mirrored(
+    model: Family, X: pd.DataFrame, y: np.ndarray, live: Any, rank: int, world_size: int
+) -> None:
+    """One worker's part of the data-parallel fit (Ray Train sets TF_CONFIG for the strategy,
+    which must exist before any other TensorFlow op). Every worker holds all rows and fits the
+    same preprocessing; Keras splits each batch of `batch_size` rows over the workers."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    with strategy.scope():
+        model.fit(X, y, list(model.spec.classes), live)
