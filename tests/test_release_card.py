@@ -135,13 +135,26 @@ def test_the_card_describes_the_model_from_the_project_and_its_feature_spec():
     assert "digits" not in card.lower()
 
 
-def test_the_card_names_the_families_packages_from_the_family_classes():
-    card = render_card(PACKAGED, None, None, None, None, None, commit="c")
-    installs = next(line for line in card.splitlines() if line.startswith("The bento installs"))
-    assert "`sklearn` family's packages (`scikit-learn`, `joblib`)" in installs
-    not_carried = installs.split("It carries no other family's libraries")[1]
-    assert "`tensorflow-cpu`" in not_carried and "`lightgbm`" in not_carried
-    assert "`scikit-learn`" not in not_carried  # shared with the served family: it is carried
+def test_the_card_says_the_bento_runs_onnx_and_lists_what_it_installs():
+    packages = ["bentoml==1.4.39", "onnxruntime==1.32.0"]
+    card = render_card(PACKAGED, None, None, None, None, None, commit="c", packages=packages)
+    runs = next(line for line in card.splitlines() if line.startswith("The bento runs"))
+    assert "ONNX export (`model.onnx`" in runs and "nothing is unpickled" in runs
+    assert "it installs `bentoml==1.4.39`, `onnxruntime==1.32.0` and their locked" in runs
+    unknown = render_card(PACKAGED, None, None, None, None, None, commit="c")
+    assert "no training library is installed." in unknown  # no bentofile: no package list
+
+
+def test_the_cards_package_list_is_the_bentofiles_pinned(tmp_path):
+    from importlib import metadata
+
+    bentofile = tmp_path / "bentofile.yaml"
+    bentofile.write_text("service: s:S\npython:\n  packages: [numpy, onnxruntime]\n")
+    assert release_card.bento_packages(bentofile) == [
+        f"numpy=={metadata.version('numpy')}",
+        f"onnxruntime=={metadata.version('onnxruntime')}",
+    ]
+    assert release_card.bento_packages(tmp_path / "missing.yaml") is None
 
 
 def test_the_card_of_a_gridded_model_says_instances_may_be_nested():

@@ -287,13 +287,36 @@ def test_the_model_gets_a_frame_typed_like_the_training_data():
     rows = validate([VALID, [0, 1, 4, "green", False, None, None, True]])
     frame = schemas.to_frame(SPEC, rows)
     assert list(frame.columns) == NAMES
-    numeric = ["length", "ratio", "count", "weight"]
-    assert all(frame[c].dtype == np.float64 for c in numeric)
-    assert all(frame[c].dtype == object for c in ("colour", "indoor", "shade", "lit"))
-    assert math.isnan(frame["weight"][1]) and frame["shade"][1] is None
-    assert frame["lit"].tolist() == [None, True]
+    numbers = ["length", "ratio", "count", "weight", "indoor", "lit"]  # booleans as 1.0/0.0
+    assert all(frame[c].dtype == np.float64 for c in numbers)
+    assert all(frame[c].dtype == object for c in ("colour", "shade"))
+    assert math.isnan(frame["weight"][1]) and frame["shade"][1] == ""  # missing: NaN and ""
+    assert frame["indoor"].tolist() == [1.0, 0.0]
+    assert math.isnan(frame["lit"][0]) and frame["lit"][1] == 1.0
     training = SPEC.frame(pd.DataFrame([list(r) for r in rows], columns=NAMES))
     pd.testing.assert_frame_equal(frame, training)
+
+
+def test_the_training_frame_reads_booleans_and_missing_cells_as_the_onnx_inputs_hold_them():
+    raw = pd.DataFrame(
+        {
+            "length": [1.0, None, 3.0],
+            "ratio": [0.5, 0.5, 0.5],
+            "count": pd.array([1, None, 2], dtype="Int64"),
+            "colour": ["red", "blue", "green"],
+            "indoor": [True, False, True],
+            "weight": [None, 2.0, 0.0],
+            "shade": ["dark", None, float("nan")],
+            "lit": pd.array([None, False, True], dtype="boolean"),
+        }
+    )
+    frame = SPEC.frame(raw)
+    assert frame["shade"].tolist() == ["dark", "", ""]
+    assert frame["indoor"].tolist() == [1.0, 0.0, 1.0]
+    assert np.isnan(frame["lit"][0]) and frame["lit"][1:].tolist() == [0.0, 1.0]
+    assert np.isnan(frame["count"][1]) and np.isnan(frame["length"][1])
+    text = SPEC.frame(raw.assign(indoor=["True", "false", " TRUE "]))  # a CSV read as text
+    assert text["indoor"].tolist() == [1.0, 0.0, 1.0]
 
 
 def test_an_all_numeric_spec_gets_one_float_matrix():

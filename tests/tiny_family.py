@@ -1,9 +1,10 @@
 """A tiny model family defined by the tests: a nearest-centroid classifier in numpy.
 
 It proves the kept parts need nothing but the contract: no scikit-learn, no pickle (the model
-is saved as .npy and .json). The tests register it in-process (`contract.register_family`) and
-copy this file verbatim into a project copy's `src/mlops_template/custom/families/tiny.py` for
-subprocess runs. Only numpy, pandas, pydantic and mlops_template are imported.
+is saved as .npy and .json), and an ONNX export written with the `onnx` package alone. The
+tests register it in-process (`contract.register_family`) and copy this file verbatim into a
+project copy's `src/mlops_template/custom/families/tiny.py` for subprocess runs. Only numpy,
+pandas, pydantic, onnx (inside `to_onnx`) and mlops_template are imported.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ class TinyParams(StrictParams):
 
 class Family(ModelFamily):
     Params = TinyParams
-    serving_packages = ()  # numpy and pandas come with the template
     batchable = False
 
     params: TinyParams
@@ -42,7 +42,8 @@ class Family(ModelFamily):
         return "centroid"
 
     def _matrix(self, X: pd.DataFrame) -> np.ndarray:
-        """Numbers standardised (empty cells -> the mean), booleans 0/1, categories one-hot."""
+        """Numbers and booleans (1.0/0.0 in the frame) standardised, empty cells -> the mean;
+        categories one-hot."""
         parts = []
         for column in self.spec.columns:
             values = X[column.name]
@@ -50,22 +51,16 @@ class Family(ModelFamily):
                 for allowed in column.values or ():
                     parts.append((values == allowed).to_numpy(dtype=np.float64))
                 continue
-            if column.kind == "boolean":
-                numbers = values.map(lambda v: np.nan if v is None else float(v))
-            else:
-                numbers = pd.to_numeric(values)
             mean, std = self.scaling[column.name]
-            parts.append((numbers.fillna(mean).to_numpy(dtype=np.float64) - mean) / std)
+            numbers = pd.to_numeric(values).fillna(mean).to_numpy(dtype=np.float64)
+            parts.append((numbers - mean) / std)
         return np.column_stack(parts)
 
     def fit(self, X: pd.DataFrame, y: np.ndarray, classes: list[Any], live: Any) -> None:
         for column in self.spec.columns:
             if column.kind == "categorical":
                 continue
-            values = X[column.name]
-            if column.kind == "boolean":
-                values = values.map(lambda v: np.nan if v is None else float(v))
-            numbers = pd.to_numeric(values)
+            numbers = pd.to_numeric(X[column.name])
             std = float(numbers.std()) or 1.0
             self.scaling[column.name] = [float(numbers.mean()), std]
         matrix = self._matrix(X)
@@ -81,6 +76,62 @@ class Family(ModelFamily):
         logits -= logits.max(axis=1, keepdims=True)
         weights = np.exp(logits)
         return weights / weights.sum(axis=1, keepdims=True)
+
+    def to_onnx(self) -> bytes:
+        """The same computation as an ONNX graph, in float64 after the float32 inputs."""
+        from onnx import TensorProto, helper, numpy_helper
+
+        assert self.centroids is not None, "fit or load first"
+        nodes: list[Any] = []
+        inits: list[Any] = []
+        inputs: list[Any] = []
+        parts: list[str] = []
+
+        def const(name: str, value: Any) -> str:
+            inits.append(numpy_helper.from_array(np.asarray(value), name))
+            return name
+
+        for i, column in enumerate(self.spec.columns):
+            name = column.name
+            if column.kind == "categorical":
+                inputs.append(helper.make_tensor_value_info(name, TensorProto.STRING, [None, 1]))
+                for j, allowed in enumerate(column.values or ()):
+                    value = const(f"c{i}_{j}", np.array([allowed], dtype=object))
+                    nodes += [
+                        helper.make_node("Equal", [name, value], [f"eq{i}_{j}"]),
+                        helper.make_node(
+                            "Cast", [f"eq{i}_{j}"], [f"x{i}_{j}"], to=TensorProto.DOUBLE
+                        ),
+                    ]
+                    parts.append(f"x{i}_{j}")
+                continue
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, 1]))
+            mean, std = self.scaling[name]
+            nodes += [
+                helper.make_node("Cast", [name], [f"d{i}"], to=TensorProto.DOUBLE),
+                helper.make_node("IsNaN", [f"d{i}"], [f"nan{i}"]),
+                helper.make_node("Where", [f"nan{i}", const(f"m{i}", [mean]), f"d{i}"], [f"f{i}"]),
+                helper.make_node("Sub", [f"f{i}", f"m{i}"], [f"s{i}"]),
+                helper.make_node("Div", [f"s{i}", const(f"sd{i}", [std])], [f"x{i}"]),
+            ]
+            parts.append(f"x{i}")
+        scale = -1.0 / self.params.temperature
+        nodes += [
+            helper.make_node("Concat", parts, ["matrix"], axis=1),
+            helper.make_node("Unsqueeze", ["matrix", const("axis1", np.array([1]))], ["rows"]),
+            helper.make_node("Sub", ["rows", const("centroids", self.centroids)], ["diff"]),
+            helper.make_node("Mul", ["diff", "diff"], ["squared"]),
+            helper.make_node(
+                "ReduceSum", ["squared", const("axis2", np.array([2]))], ["dist"], keepdims=0
+            ),
+            helper.make_node("Mul", ["dist", const("scale", [scale])], ["logits"]),
+            helper.make_node("Softmax", ["logits"], ["probabilities"], axis=1),
+        ]
+        output = helper.make_tensor_value_info("probabilities", TensorProto.DOUBLE, [None, None])
+        graph = helper.make_graph(nodes, "centroid", inputs, [output], inits)
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+        model.ir_version = 9
+        return model.SerializeToString()
 
     def save(self, directory: Path) -> None:
         assert self.centroids is not None, "fit first"

@@ -80,18 +80,25 @@ class FeatureSpec(BaseModel):
         return [c.name for c in self.columns]
 
     def frame(self, df: pd.DataFrame) -> pd.DataFrame:
-        """The feature columns of `df`, in the spec's order, with the spec's dtypes."""
+        """The feature columns of `df`, in the spec's order, as every model takes them: numbers
+        and booleans as float64 (booleans 1.0/0.0, missing NaN), categories as text (missing
+        ""). The same representation as the ONNX inputs (`ModelFamily.to_onnx`), so a model
+        and its export see the same values."""
         missing = [n for n in self.names if n not in df.columns]
         if missing:
             raise UserError(
                 f"the data lacks feature columns the model needs: {', '.join(missing[:8])}",
                 "use data with the columns the model was trained on",
             )
-        out = {}
+        out: dict[str, Any] = {}
         for column in self.columns:
             values = df[column.name]
-            if column.kind == "categorical" or column.kind == "boolean":
-                out[column.name] = values.astype(object).where(values.notna(), None)
+            if column.kind == "categorical":
+                out[column.name] = pd.Series(
+                    ["" if pd.isna(v) else str(v) for v in values], index=df.index, dtype=object
+                )
+            elif column.kind == "boolean":
+                out[column.name] = np.asarray([_flag(v) for v in values], dtype=np.float64)
             else:
                 numbers = pd.to_numeric(values).astype("Float64")
                 out[column.name] = numbers.to_numpy(dtype="float64", na_value=np.nan)
@@ -103,17 +110,26 @@ class FeatureSpec(BaseModel):
         return labels.astype(str).map(index).to_numpy(dtype=np.int64)
 
 
+def _flag(value: Any) -> float:
+    """A boolean cell as a number: 1.0, 0.0, or NaN when missing ("True"/"False" text too)."""
+    if pd.isna(value):
+        return np.nan
+    if isinstance(value, str):
+        return {"true": 1.0, "false": 0.0}.get(value.strip().lower(), np.nan)
+    return float(value)
+
+
 class ModelFamily(ABC):
     """A model family: how to fit, predict, save and load one kind of model.
 
-    Subclasses set `Params` (the pydantic model of `train.<family>` in params.yaml),
-    `serving_packages` (what the bento installs to load the model) and `batchable` (whether
-    the service should merge concurrent requests into one call).
-    Models take the raw feature frame: scaling and encoding live inside the model.
+    Subclasses set `Params` (the pydantic model of `train.<family>` in params.yaml) and
+    `batchable` (whether the service should merge concurrent requests into one call; the
+    package stage records it beside the ONNX export, so the service never imports the family).
+    Models take the feature frame (`FeatureSpec.frame`): scaling and encoding live inside the
+    model, and inside its ONNX export, which is what the service runs.
     """
 
     Params: ClassVar[type[BaseModel]]
-    serving_packages: ClassVar[tuple[str, ...]] = ()
     batchable: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel, spec: FeatureSpec, seed: int) -> None:
@@ -148,11 +164,14 @@ class ModelFamily(ABC):
         """The fitted model as a serialized ONNX graph: what the service runs (ONNX Runtime, so
         no unpickling and no training library in the bento).
 
-        Inputs: one per feature column, named after the column, shaped [N, 1]: float32 for
-        numeric and boolean columns (missing = NaN, booleans 1.0/0.0), string for categorical
-        ones (missing = ""). Output "probabilities": float [N, len(classes)] in class order.
-        The package stage refuses an export that disagrees with `predict_proba` on the test
-        split."""
+        Inputs: one per feature column, named after the column, shaped [N, 1], holding what
+        `FeatureSpec.frame` holds: float32 (or float64) for numeric and boolean columns
+        (missing = NaN, booleans 1.0/0.0), string for categorical ones (missing = "").
+        Output "probabilities": float [N, len(classes)] in class order (other outputs are
+        ignored). The same model must give the same bytes on every call (no random graph
+        names, no timestamps): the served model's tag is the hash of these bytes. The package
+        stage refuses an export that breaks this convention, or that disagrees with
+        `predict_proba` on the test split (another label, or a probability off by > 1e-5)."""
         raise NotImplementedError(f"the {self.describe()} model has no ONNX export (to_onnx)")
 
     def ray_trainer(self, trainer_args: dict[str, Any]) -> Any:

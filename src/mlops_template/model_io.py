@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def read_descriptor(directory: Path | str) -> ModelDescriptor:
         ) from None
 
 
-def _missing_packages(family: str, exc: ImportError) -> UserError:
+def missing_packages(family: str, exc: ImportError) -> UserError:
     return UserError(
         f"the {family!r} model family needs packages that are not installed ({exc.name})",
         f"install its extra: `uv sync --extra {family}` (or `make run`, which picks it)",
@@ -97,7 +98,7 @@ def load_model(directory: Path | str) -> LoadedModel:
     try:
         model = family.load(directory, params, descriptor.spec, descriptor.seed)
     except ImportError as exc:
-        raise _missing_packages(descriptor.family, exc) from None
+        raise missing_packages(descriptor.family, exc) from None
     return LoadedModel(descriptor, directory, model)
 
 
@@ -116,7 +117,7 @@ def fit_model(
     try:
         model.fit(X, y, list(spec.classes), live)
     except ImportError as exc:
-        raise _missing_packages(family_name, exc) from None
+        raise missing_packages(family_name, exc) from None
     return model
 
 
@@ -129,17 +130,25 @@ def write_model_dir(target: Path, model: contract.ModelFamily, family_name: str)
         params=model.params.model_dump(mode="json"),
         seed=model.seed,
     )
-    target = Path(target)
+
+    def fill(directory: Path) -> None:
+        model.save(directory)
+        text = descriptor.model_dump_json(indent=2) + "\n"
+        (directory / DESCRIPTOR).write_text(text, encoding="utf-8")
+
+    write_dir_atomically(Path(target), fill)
+    return descriptor
+
+
+def write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> None:
+    """`fill` a temp dir beside `target`, then swap it in: never a half-written `target`."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        model.save(tmp)
-        text = descriptor.model_dump_json(indent=2) + "\n"
-        (tmp / DESCRIPTOR).write_text(text, encoding="utf-8")
+        fill(tmp)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return descriptor

@@ -25,6 +25,7 @@ METRICS_FILES = (str(QUALITY), str(SERVING))
 PREDICTIONS = Path("plots/predictions.csv")
 PER_CLASS_F1 = Path("plots/per_class_f1.csv")
 GATE_FILE = Path("reports/gate.json")  # gate: the verdict
+SERVING_DIR = Path("artifacts/serving")  # package: what the service runs (model.onnx, model.json)
 BENTOMODEL_FILE = Path("artifacts/bento/model.bentomodel")  # package: the exported model
 BENTOFILE = Path("bentofile.yaml")  # the service's build recipe
 BUILD_CONTEXT = Path("src")  # `bentoml build` runs here: the bento holds `mlops_template/...`

@@ -3,9 +3,10 @@
 Steps: read the tag and record inside artifacts/bento/model.bentomodel (the file DVC tracks);
 import it into the BentoML store if the store lacks it; write a copy of bentofile.yaml for
 this model: named and described by params.yaml's `project` block (as recorded in the model's
-provenance), with the packages its family class declares (`serving_packages`) added and every
-package pinned to the version installed here, so a bento carries only its own family's
-libraries; the bento installs those packages and their dependencies from a hashed export of
+provenance), with every package pinned to the version installed here. The service runs the
+model's ONNX export with ONNX Runtime, so the packages are the service's own (bentofile.yaml),
+whatever the family: no training library. The bento installs them and their dependencies from
+a hashed export of
 uv.lock (release/requirements.py), and its base image should be pinned by digest
 (`docker: base_image: IMAGE@sha256:...` in bentofile.yaml; a warning says when it is not);
 `bentoml build --version <release>` from src/ with the model tag recorded as a template
@@ -26,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from mlops_template import contract, paths
+from mlops_template import paths
 from mlops_template.ci import gha
 from mlops_template.errors import UserError
 from mlops_template.files import export_atomically
@@ -47,7 +48,7 @@ class BuildResult:
     packages: list[str]
 
 
-def pinned(requirement: str, family: str) -> str:
+def pinned(requirement: str) -> str:
     """`numpy` -> `numpy==2.4.6` (the installed version); a requirement with a specifier stays."""
     if not _BARE_NAME.match(requirement):
         return requirement
@@ -55,9 +56,8 @@ def pinned(requirement: str, family: str) -> str:
         return f"{requirement}=={metadata.version(requirement)}"
     except metadata.PackageNotFoundError:
         raise UserError(
-            f"the service of a {family!r} model needs {requirement!r}, which is not installed here",
-            f"install the family's extra: `uv sync --locked --extra {family}` (a family without "
-            f"an extra of its own needs `uv sync --locked`)",
+            f"the service needs {requirement!r} (bentofile.yaml), which is not installed here",
+            "install the locked environment: `uv sync --locked`",
         ) from None
 
 
@@ -68,17 +68,15 @@ def model_bentofile(
     project: ProjectRecord,
     args: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The bentofile for one packaged model: named and described by its project, its family's
-    packages added and everything pinned, the model's exact tag recorded."""
-    packages_of_family = contract.get_family(family).serving_packages
+    """The bentofile for one packaged model: named and described by its project, every package
+    pinned, the model's exact tag recorded."""
     config = dict(base)
     config["name"] = store.check_tag_part(
         store.bento_name(project.name), "bento name from params.yaml project.name"
     )
     config["description"] = project.description
     python = dict(config.get("python") or {})
-    packages = list(python.get("packages") or []) + list(packages_of_family)
-    python["packages"] = [pinned(p, family) for p in dict.fromkeys(packages)]
+    python["packages"] = [pinned(p) for p in dict.fromkeys(python.get("packages") or [])]
     python["lock_packages"] = False
     config["python"] = python
     config["labels"] = {

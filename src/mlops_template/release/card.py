@@ -91,25 +91,13 @@ def description(record: Provenance, spec: contract.FeatureSpec) -> list[str]:
     return ([own_words, ""] if own_words else []) + [text]
 
 
-def family_packages(family: str) -> tuple[list[str], list[str]]:
-    """The packages a bento of `family` installs for its model, and those of every other
-    family that it does not carry (the family classes declare them: `serving_packages`)."""
-    own = list(contract.get_family(family).serving_packages)
-    others = [
-        p
-        for name in contract.family_names()
-        if name != family
-        for p in contract.get_family(name).serving_packages
-        if p not in own
-    ]
-    return own, list(dict.fromkeys(others))
-
-
-def serving_text(spec: contract.FeatureSpec, family: str) -> list[str]:
+def serving_text(spec: contract.FeatureSpec, packages: list[str] | None = None) -> list[str]:
+    """How to call the service, and what the bento runs and installs (`packages`: the bentofile's
+    pinned packages, when known)."""
     grid = " x ".join(str(n) for n in spec.shape) if spec.shape else None
     shape = f", or nested lists of shape {grid}" if grid else ""
-    own, others = family_packages(family)
-    lines = [
+    installs = ", ".join(f"`{p}`" for p in packages or [])
+    return [
         f'`POST /predict` with `{{"instances": [...]}}`: each instance the {len(spec.columns)} '
         f"feature values in the column order above (or an object naming the columns{shape}); "
         "each value must be what the Input table accepts. The answer lists, per instance, the "
@@ -117,14 +105,22 @@ def serving_text(spec: contract.FeatureSpec, family: str) -> list[str]:
         "`model_version`. `POST /metadata` describes the model; `/readyz`, `/livez` and "
         "`/metrics` (Prometheus) are served too.",
         "",
-        f"The bento installs the `{family}` family's packages "
-        f"({', '.join(f'`{p}`' for p in own) or 'none of its own'}) next to the service's own.",
+        "The bento runs the model's ONNX export (`model.onnx`, checked against the trained "
+        "model on the whole test split when it was packaged) with ONNX Runtime: nothing is "
+        "unpickled and no training library is installed"
+        + (f"; it installs {installs} and their locked dependencies." if installs else "."),
     ]
-    if others:
-        lines[-1] += (
-            f" It carries no other family's libraries ({', '.join(f'`{p}`' for p in others)})."
-        )
-    return lines
+
+
+def bento_packages(bentofile: Path = paths.BENTOFILE) -> list[str] | None:
+    """The packages `mlops release build` pins into the bento (None without a bentofile)."""
+    from mlops_template.release.build import pinned, read_bentofile
+
+    if not bentofile.exists():
+        return None
+    return [
+        pinned(p) for p in (read_bentofile(bentofile).get("python") or {}).get("packages") or []
+    ]
 
 
 def release_commit() -> str:
@@ -141,9 +137,10 @@ def render_card(
     data_summary: DataSummary | None = None,
     commit: str | None = None,
     verdict: GateVerdict | None = None,
+    packages: list[str] | None = None,
 ) -> str:
     """`verdict`: the release's own gate verdict (against the previous release); without it,
-    the verdict recorded when the model was packaged."""
+    the verdict recorded when the model was packaged. `packages`: what the bento installs."""
     record = packaged.provenance
     model, params = record.model, record.params
     gate = verdict or record.gate
@@ -223,7 +220,7 @@ def render_card(
         ["column", "kind", "accepted values", "may be empty"],
         [[f"`{c.name}`", c.kind, c.describe(), c.nullable] for c in spec.columns],
     )
-    lines += ["", "## Serving", "", *serving_text(spec, family), ""]
+    lines += ["", "## Serving", "", *serving_text(spec, packages), ""]
     return "\n".join(lines)
 
 
@@ -262,10 +259,17 @@ def write_card(
         committed = paths.DVC_LOCK.read_text()
     lock = yaml.safe_load(committed) if committed else None
     summary = DataSummary.read(paths.DATA_REPORT) if paths.DATA_REPORT.exists() else None
-    write_text_atomic(
-        out,
-        render_card(packaged, version, previous, source, lock, summary, verdict=release_verdict),
+    card = render_card(
+        packaged,
+        version,
+        previous,
+        source,
+        lock,
+        summary,
+        verdict=release_verdict,
+        packages=bento_packages(),
     )
+    write_text_atomic(out, card)
     return out
 
 

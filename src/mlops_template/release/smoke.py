@@ -5,7 +5,8 @@ file carries its model); given a bento tag, the current store is used. The bento
 `bentoml serve` on 127.0.0.1 (a free port), and the check waits for /readyz, predicts the WHOLE
 test split over HTTP (instances built from the model's FeatureSpec, in column order, as a client
 would send them), requires every label to equal the offline model's (model_io.load_model on
-artifacts/model) and the probabilities to match, checks that /metadata describes the packaged
+artifacts/model: the trained model, not its ONNX export, so this cross-checks what the bento
+runs against what was evaluated) and the probabilities to match, checks that /metadata describes the packaged
 model (artifacts/bento/model.bentomodel), and stops the server.
 """
 

@@ -284,8 +284,8 @@ def request_model(spec: FeatureSpec, max_rows: int) -> type[BaseModel]:
 
 
 def to_frame(spec: FeatureSpec, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Validated instances as the frame the model takes: the spec's columns, numbers as
-    float64 (null -> NaN), categories and booleans as objects (null -> None)."""
+    """Validated instances as the frame the model takes (`FeatureSpec.frame`): numbers and
+    booleans as float64 (booleans 1.0/0.0, null -> NaN), categories as text (null -> "")."""
     names = spec.names
     if all(c.kind == "numeric" for c in spec.columns):  # one array: the common, fast case
         matrix = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(names))
@@ -293,10 +293,12 @@ def to_frame(spec: FeatureSpec, rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     data: dict[str, Any] = {}
     for i, column in enumerate(spec.columns):
         values = [row[i] for row in rows]
-        if column.kind == "numeric":
-            data[column.name] = np.asarray(values, dtype=np.float64)
-        else:
-            data[column.name] = pd.Series(values, dtype=object)
+        if column.kind == "categorical":
+            data[column.name] = pd.Series(["" if v is None else v for v in values], dtype=object)
+        else:  # validated: numbers, booleans or None (float(None) is not NaN: map it)
+            data[column.name] = np.asarray(
+                [np.nan if v is None else float(v) for v in values], dtype=np.float64
+            )
     return pd.DataFrame(data, columns=names)
 
 

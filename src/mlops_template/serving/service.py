@@ -2,18 +2,19 @@
 
 Which model: exactly the tag `mlops package` saved. A bento records it at build time
 (`--arg model_tag=NAME:VERSION`, set by `mlops release build`); a dev server started in the
-repository (`bentoml serve` at the root) derives it from artifacts/model, as the package stage
-did. There is no "latest" fallback: a missing model, or stored files that no longer hash to
-the tag's version, stop the server with one message and the fix (serving/startup.py). Once
-loaded, the server logs one line: the tag, the family, the input it accepts and its limits.
+repository (`bentoml serve` at the root) derives it from artifacts/serving, as the package stage
+did. The model is the ONNX export run by ONNX Runtime (serving/onnx_model.py): nothing is
+unpickled and no training library or family code is imported. There is no "latest" fallback:
+a missing model, or stored files that no longer hash to the tag's version, stop the server
+with one message and the fix (serving/startup.py). Once loaded, the server logs one line: the
+tag, the family, the input it accepts and its limits.
 
-What /predict accepts comes from the model's own FeatureSpec (model.json, stored with the
-model): see serving/schemas.py. Whether it batches comes from the model's family
-(`ModelFamily.batchable`), unless `--arg batching=true|false` says otherwise: BentoML then
-merges the instances of concurrent requests into one call (adaptive batching) and splits the
-answers back, which pays off where one call has a high fixed cost. A merged batch holds at
-least one whole request (config.py). The family's libraries are imported only when the model
-loads.
+What /predict accepts comes from the model's own FeatureSpec (model.json, the served
+descriptor): see serving/schemas.py. Whether it batches comes from the model's family
+(`ModelFamily.batchable`, recorded in the served descriptor), unless `--arg
+batching=true|false` says otherwise: BentoML then merges the instances of concurrent requests
+into one call (adaptive batching) and splits the answers back, which pays off where one call has
+a high fixed cost. A merged batch holds at least one whole request (config.py).
 
 Capacity and shutdown: the ingress admits `max_concurrency` requests per worker and answers
 503 with Retry-After beyond (serving/middleware.py). At SIGTERM the server stops accepting
@@ -35,8 +36,7 @@ import logging
 
 import bentoml
 
-from mlops_template import contract, model_io
-from mlops_template.serving import config, predlog, schemas, startup, store
+from mlops_template.serving import config, onnx_model, predlog, schemas, startup, store
 from mlops_template.serving.middleware import RequestLimits, quiet_client_errors
 
 with startup.exit_on_user_error():
@@ -44,11 +44,11 @@ with startup.exit_on_user_error():
     MODEL_TAG = startup.served_tag(ARGS.model_tag)
     MODEL_PATH = startup.stored_model(MODEL_TAG).path
     startup.verify_files(MODEL_TAG, MODEL_PATH)
-    DESCRIPTOR = model_io.read_descriptor(MODEL_PATH)
+    DESCRIPTOR = onnx_model.read_descriptor(MODEL_PATH)
     PREDICTION_LOG = predlog.from_env(DESCRIPTOR.spec, MODEL_TAG, ARGS.workers)
 SPEC = DESCRIPTOR.spec
 FAMILY = DESCRIPTOR.family
-BATCHED = ARGS.batched(contract.get_family(FAMILY).batchable)
+BATCHED = ARGS.batched(DESCRIPTOR.batchable)
 Instances = schemas.instances_type(SPEC, ARGS.max_rows)
 LIMITS = {
     "batched": BATCHED,
@@ -75,7 +75,7 @@ class Classifier:
 
     def __init__(self) -> None:
         self.provenance = store.read_provenance(self.bento_model.path)
-        self.model = model_io.load_model(self.bento_model.path)
+        self.model = onnx_model.OnnxModel.load(self.bento_model.path)
         self.classes = self.model.classes
         # Move everything loaded so far (model, libraries) out of the collector's reach: full
         # collections over it stalled every request in flight (benchmarks/README.md).

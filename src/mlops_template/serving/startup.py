@@ -24,7 +24,7 @@ from typing import Any
 
 from mlops_template.contract import FeatureSpec
 from mlops_template.errors import UserError
-from mlops_template.paths import MODEL_DIR
+from mlops_template.paths import SERVING_DIR
 from mlops_template.serving import config, store
 
 BENTOML_MODEL_FILE = "model.yaml"  # BentoML's own record in a stored model, not a model file
@@ -68,9 +68,9 @@ def service_args() -> config.ServiceArgs:
 def served_tag(explicit: str | None, root: Path | None = None) -> str:
     """The exact tag to serve (see store.served_model_tag), with the fix a server user needs."""
     root = root or Path.cwd()
-    if not explicit and not (root / MODEL_DIR / "model.json").exists():
+    if not explicit and not (root / SERVING_DIR / "model.json").exists():
         raise UserError(
-            f"no model to serve: nothing is packaged in {root} (no {MODEL_DIR}/model.json)",
+            f"no model to serve: nothing is packaged in {root} (no {SERVING_DIR}/model.json)",
             SERVE_HINT,
         )
     return store.served_model_tag(explicit, root)

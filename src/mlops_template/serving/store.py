@@ -1,7 +1,8 @@
 """Names, tags and BentoML store access shared by the package stage, the service and the release.
 
-One rule for model versions: a model's version is a hash of its files, so the same trained model
-gets the same tag in every store, and a tag names exactly one set of bytes. The service and the
+One rule for model versions: a model's version is a hash of its served files (artifacts/serving:
+the ONNX graph and its descriptor), so the same model gets the same tag in every store, and a
+tag names exactly one set of bytes. The service and the
 release select the model by that exact tag, never by "latest".
 
 BentoML is imported inside the functions that need it: `mlops --help` and the stages that never
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from mlops_template.errors import UserError
-from mlops_template.paths import BENTOMODEL_FILE, MODEL_DIR
+from mlops_template.paths import BENTOMODEL_FILE, SERVING_DIR
 from mlops_template.records import PackagedModel, Provenance
 
 PROVENANCE = "provenance.json"  # written into the stored model next to model.json
@@ -30,12 +31,13 @@ TAG_PART_RE = re.compile(rf"^{_TAG_PART}$")
 MAX_TAG_PART = 63
 
 
-def model_version(model_dir: Path | str = MODEL_DIR) -> str:
-    """A hash of every file in the model directory (names and bytes), in a stable order."""
+def model_version(model_dir: Path | str = SERVING_DIR) -> str:
+    """A hash of every file in the served model's directory (names and bytes), in a stable
+    order."""
     model_dir = Path(model_dir)
     files = sorted(p for p in model_dir.rglob("*") if p.is_file())
     if not files:
-        raise UserError(f"no trained model in {model_dir}", "run `dvc repro train` first")
+        raise UserError(f"no packaged model in {model_dir}", "run `dvc repro package` first")
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(model_dir).as_posix().encode() + b"\0")
@@ -53,7 +55,7 @@ def bento_name(project: str) -> str:
     return f"{project}-service"
 
 
-def model_tag(project: str, model_dir: Path | str = MODEL_DIR) -> str:
+def model_tag(project: str, model_dir: Path | str = SERVING_DIR) -> str:
     return f"{model_name(project)}:{model_version(model_dir)}"
 
 
@@ -81,14 +83,14 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 def served_model_tag(explicit: str | None, root: Path | None = None) -> str:
     """The exact tag to serve: the one given (a bento records it at build time), else the tag
-    the package stage derived from the trained model in this checkout."""
+    the package stage derived from the served files in this checkout."""
     if explicit:
         split_tag(explicit)
         return explicit
-    model_dir = (root or Path.cwd()) / MODEL_DIR
+    model_dir = (root or Path.cwd()) / SERVING_DIR
     if not (model_dir / "model.json").exists():
         raise UserError(
-            f"no model to serve: {MODEL_DIR}/model.json not found in {root or Path.cwd()}",
+            f"no model to serve: {SERVING_DIR}/model.json not found in {root or Path.cwd()}",
             "run `dvc repro package` here, or pass the exact tag: "
             "`bentoml serve --arg model_tag=NAME:VERSION`",
         )

@@ -1,30 +1,31 @@
 """Preprocessing the example families share: built from the schema, fitted with the model.
 
-Numeric and boolean columns are imputed (median / most frequent) and standardised; categorical
-columns are imputed and one-hot encoded over the values the schema allows. The result is a
-dense float matrix, so any estimator can sit behind it. It is part of the saved model: the
-service and the evaluation feed raw rows, whatever their scale.
+Numeric columns are imputed (median) and standardised, boolean ones (1.0/0.0 in the feature
+frame) imputed with the most frequent value, categorical ones one-hot encoded over the values
+the schema allows plus "" (a missing cell). The result is a dense float matrix, so any estimator
+can sit behind it. It is part of the saved model, and of its ONNX export (skl2onnx converts
+every step): the service and the evaluation feed raw rows, whatever their scale.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import numpy as np
 import pandas as pd
 
 from mlops_template.contract import FeatureSpec, ModelFamily
 
-MISSING = "__missing__"
 FILE = "model.joblib"
+OPSET = {"": 17, "ai.onnx.ml": 3}  # fixed, so a converter upgrade cannot change the graph
 
 
 def preprocessor(spec: FeatureSpec) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     numeric = [c.name for c in spec.columns if c.kind == "numeric"]
     boolean = [c.name for c in spec.columns if c.kind == "boolean"]
@@ -35,35 +36,46 @@ def preprocessor(spec: FeatureSpec) -> Any:
             ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric)
         )
     if boolean:
-        as_float = FunctionTransformer(_to_float, feature_names_out="one-to-one")
-        parts.append(
-            ("boolean", make_pipeline(as_float, SimpleImputer(strategy="most_frequent")), boolean)
-        )
+        parts.append(("boolean", SimpleImputer(strategy="most_frequent"), boolean))
     if categorical:
         encoder = OneHotEncoder(
-            categories=[[*(c.values or ()), MISSING] for c in categorical],
+            categories=[[*(c.values or ()), ""] for c in categorical],  # "": a missing cell
             handle_unknown="ignore",
             sparse_output=False,
         )
-        imputer = SimpleImputer(strategy="constant", fill_value=MISSING, missing_values=None)
-        parts.append(
-            ("categorical", make_pipeline(imputer, encoder), [c.name for c in categorical])
-        )
+        parts.append(("categorical", encoder, [c.name for c in categorical]))
     return ColumnTransformer(parts, remainder="drop", sparse_threshold=0.0)
 
 
-def _to_float(X: Any) -> Any:
-    frame = pd.DataFrame(X)
-    return frame.apply(lambda s: s.map(lambda v: np.nan if v is None else float(v))).to_numpy(
-        dtype="float64"
+def onnx_input_types(spec: FeatureSpec) -> list[tuple[str, Any]]:
+    """skl2onnx's input declaration of the contract's ONNX inputs: one [N, 1] per column."""
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+    return [
+        (
+            c.name,
+            StringTensorType([None, 1]) if c.kind == "categorical" else FloatTensorType([None, 1]),
+        )
+        for c in spec.columns
+    ]
+
+
+def sklearn_to_onnx(model: Any, spec: FeatureSpec, name: str, options: Any = None) -> Any:
+    """A fitted scikit-learn pipeline (or `preprocessor`) as an ONNX ModelProto with the
+    contract's inputs; the graph gets a fixed name (skl2onnx draws a random one)."""
+    from skl2onnx import convert_sklearn
+
+    graph = convert_sklearn(
+        model, initial_types=onnx_input_types(spec), options=options, target_opset=OPSET
     )
+    graph.graph.name = name
+    return graph
 
 
 class PipelineFamily(ModelFamily):
     """A family whose model is a scikit-learn estimator behind `preprocessor`, saved with
-    joblib (a pickle: load only models you trained). Subclasses give the estimator."""
-
-    serving_packages: ClassVar[tuple[str, ...]] = ("scikit-learn", "joblib")
+    joblib for training and evaluation (a pickle: load only models you trained) and served as
+    ONNX. Subclasses give the estimator, and register a converter when skl2onnx lacks one."""
 
     def __init__(self, params: Any, spec: FeatureSpec, seed: int) -> None:
         super().__init__(params, spec, seed)
@@ -72,6 +84,9 @@ class PipelineFamily(ModelFamily):
     def estimator(self) -> Any:
         raise NotImplementedError
 
+    def register_converter(self) -> None:
+        """Teach skl2onnx the estimator's conversion (scikit-learn's own need nothing)."""
+
     def fit(self, X: pd.DataFrame, y: np.ndarray, classes: list[Any], live: Any) -> None:
         from sklearn.pipeline import make_pipeline
 
@@ -79,6 +94,13 @@ class PipelineFamily(ModelFamily):
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.model.predict_proba(X), dtype=np.float64)
+
+    def to_onnx(self) -> bytes:
+        self.register_converter()
+        estimator = self.model.steps[-1][1]
+        options = {id(estimator): {"zipmap": False}}  # probabilities as one float tensor
+        graph = sklearn_to_onnx(self.model, self.spec, self.describe(), options)
+        return graph.SerializeToString()
 
     def save(self, directory: Path) -> None:
         import joblib
