@@ -7,8 +7,10 @@ main: the template (scikit-learn family), reproduced and committed; a maintainer
     builds and smoke-tests the bento; the image job containerizes that bento for
     ghcr.io/acme/digits:v1.0.0 with its labels, runs the image and smoke-tests it, pushes exactly
     the tested image and attests the digest the push reported; then the release gets exactly
-    the bento, the model card, the gate verdict and SHA256SUMS (which `sha256sum -c` verifies),
-    attested.
+    the bento, the model card, the gate verdict, the model's signature and SHA256SUMS (which
+    `sha256sum -c` verifies), attested. The image's base is resolved to a digest once, recorded
+    in the bento and built on; the model files are signed (with a key here: Sigstore's keyless
+    signing needs GitHub's OIDC and the network) and the signature checks the bento's model.
 (b) `v1.1.0` on a later commit of main that tightened the gate (accuracy min 0.999) without
     changing the model: CI reproduces the committed metrics, the gate against v1.0.0 rejects
     them and names the rule, and nothing is released or pushed.
@@ -17,7 +19,8 @@ main: the template (scikit-learn family), reproduced and committed; a maintainer
 (d) a tag on a commit that is not on main: the git step stops the run before the environment
     is even set up (no setup action, no `mlops`, nothing pulled or built).
 Remote actions, `gh` and `docker` are stand-ins (tests/act_harness.py, tests/act/stub.py);
-git, DVC, the pipeline, BentoML (build, serve, containerize) and the workflow file are real.
+git, DVC, the pipeline, BentoML (build, serve, containerize), model signing and the workflow
+file are real.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import re
 import subprocess
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,8 @@ from act_harness import (
 from project import EXAMPLE_ONLY, SKLEARN_FAST, holds_bundled_example, set_params
 
 from mlops_template import paths
+from mlops_template.errors import UserError
+from mlops_template.release.signing import SIGNATURE_NAME, Verifier, verify_signature
 from mlops_template.release.verify import model_hash
 from mlops_template.serving import store
 
@@ -68,6 +74,29 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def signing_key(work: Path) -> dict[str, Path]:
+    """The release's EC P-256 key pair (PEM files), outside the repository."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = work / "signing.pem", work / "signing.pub"
+    private.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return {"private": private, "public": public}
+
+
+@pytest.fixture(scope="module")
 def main_repo(work: Path) -> Path:
     return template_repo(work / "main", params=SKLEARN_FAST)
 
@@ -78,19 +107,25 @@ def maintainer(work: Path, main_repo: Path) -> Path:
     return clone(main_repo, work / "maintainer")
 
 
-def release(repo: Path, tag: str, work: Path, **options: Any) -> tuple[ActRun, str]:
-    """Tag origin/main, check the tag out as actions/checkout would, run release.yml for it."""
+def release(
+    repo: Path, tag: str, work: Path, key: Path | None = None, **options: Any
+) -> tuple[ActRun, str]:
+    """Tag origin/main, check the tag out as actions/checkout would, run release.yml for it
+    (the model signed with `key`: keyless signing cannot run here)."""
     git(repo, "tag", "-a", tag, "-m", f"Release {tag}", "origin/main")
     git(repo, "checkout", "-q", tag)
     sha = git(repo, "rev-parse", "HEAD")
     payload = event_payload("push_tag", ref=f"refs/tags/{tag}", sha=sha)
-    run = run_workflow(repo, "release.yml", "push", payload, work, stubs=RELEASE_STUBS, **options)
+    act_env = {"MLOPS_MODEL_SIGNING_KEY": str(key)} if key else None
+    run = run_workflow(
+        repo, "release.yml", "push", payload, work, stubs=RELEASE_STUBS, act_env=act_env, **options
+    )
     return run, sha
 
 
 @pytest.fixture(scope="module")
-def first(work: Path, maintainer: Path) -> dict[str, Any]:
-    run, sha = release(maintainer, "v1.0.0", work / "run-v1.0.0")
+def first(work: Path, maintainer: Path, signing_key: dict[str, Path]) -> dict[str, Any]:
+    run, sha = release(maintainer, "v1.0.0", work / "run-v1.0.0", signing_key["private"])
     return {"run": run, "sha": sha}
 
 
@@ -133,7 +168,7 @@ def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
     ]
     assets = released_files(run, "v1.0.0")
     names = {p.name for p in assets.iterdir()}
-    assert names == {BENTO, "MODEL_CARD.md", "gate-verdict.json", "SHA256SUMS"}
+    assert names == {BENTO, "MODEL_CARD.md", "gate-verdict.json", SIGNATURE_NAME, "SHA256SUMS"}
     check = subprocess.run(
         ["sha256sum", "-c", "SHA256SUMS"], cwd=assets, capture_output=True, text=True
     )
@@ -166,6 +201,24 @@ def test_a_first_release_publishes_the_bento_card_verdict_and_checksums(
     assert attest_files["token_given"] is True
 
 
+def test_a_the_released_signature_checks_the_bentos_model(
+    first: dict[str, Any], main_repo: Path, signing_key: dict[str, Path], tmp_path: Path
+) -> None:
+    run: ActRun = first["run"]
+    assert run.returncode == 0, run.log[-6000:]
+    assets = released_files(run, "v1.0.0")
+    with tarfile.open(assets / BENTO) as archive:
+        archive.extractall(tmp_path / "bento", filter="data")
+    tag = store.read_bentomodel(main_repo / paths.BENTOMODEL_FILE).tag
+    model_dir = tmp_path / "bento" / "models" / Path(*tag.split(":"))
+    inside = model_dir / SIGNATURE_NAME
+    assert inside.read_bytes() == (assets / SIGNATURE_NAME).read_bytes()  # travels with it
+    verify_signature(model_dir, Verifier(public_key=signing_key["public"]))
+    (model_dir / "extra.py").write_text("")
+    with pytest.raises(UserError, match=r"added \(not signed\): extra\.py"):
+        verify_signature(model_dir, Verifier(public_key=signing_key["public"]))
+
+
 def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
     first: dict[str, Any], main_repo: Path
 ) -> None:
@@ -177,9 +230,11 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
 
     docker = run.calls_of("docker")
     verbs = [" ".join(c["argv"][:2]) for c in docker]
-    # Asked the registry first, built into the local store, ran the image by its ID and
-    # smoke-tested it, then pushed the same image: never pushed untested.
+    # The build job resolved the base's digest; the image job asked the registry whether the
+    # version exists, built into the local store, ran the image by its ID and smoke-tested it,
+    # then pushed the same image: never pushed untested.
     assert verbs == [
+        "buildx imagetools",
         "buildx imagetools",
         "buildx build",
         "image inspect",
@@ -188,8 +243,14 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
         "image inspect",
         "push ghcr.io/acme/digits:v1.0.0",
     ], verbs
-    assert docker[0]["argv"] == ["buildx", "imagetools", "inspect", "ghcr.io/acme/digits:v1.0.0"]
-    build, run_call, push = docker[1], docker[3], docker[6]
+    base_query = ["buildx", "imagetools", "inspect", "python:3.11-slim"]
+    assert docker[0]["argv"] == [*base_query, "--format", "{{json .Manifest}}"]
+    assert docker[1]["argv"] == ["buildx", "imagetools", "inspect", "ghcr.io/acme/digits:v1.0.0"]
+    build, run_call, push = docker[2], docker[4], docker[7]
+    base_digest = re.search(r"base image pinned: python:3\.11-slim@(sha256:[0-9a-f]{64})", run.log)
+    assert base_digest, run.log[-6000:]
+    from_line = next(line for line in build["dockerfile"].splitlines() if line.startswith("FROM"))
+    assert from_line.split()[1] == f"python:3.11-slim@{base_digest.group(1)}"
     argv = build["argv"]
     assert argv[:3] == ["buildx", "build", "--load"]
     assert "--push" not in argv
@@ -210,6 +271,8 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
         "mlops-template.bento": f"{BENTO_NAME}:v1.0.0",
         "mlops-template.model-tag": packaged["tag"],
         "mlops-template.model-family": "sklearn",
+        "org.opencontainers.image.base.name": "python:3.11-slim",
+        "org.opencontainers.image.base.digest": base_digest.group(1),
     }
     model_name, model_version = packaged["tag"].split(":")
     assert f"models/{model_name}/{model_version}/model.joblib" in build["files"]

@@ -97,7 +97,19 @@ RELEASE_COMMANDS: Commands = {
     "checksums": ("mlops_template.release.cli:checksums", "write DIR/SHA256SUMS"),
     "image": (
         "mlops_template.release.image:image",
-        "containerize the release bento (bentoml containerize, buildx) and push it",
+        "containerize the release bento, smoke-test the image, push it (docker or podman)",
+    ),
+    "pin-base": (
+        "mlops_template.release.image:pin_base_command",
+        "copy bentofile.yaml with its base image pinned by digest (resolved once)",
+    ),
+    "sign": (
+        "mlops_template.release.cli:sign",
+        "sign the stored model's files (model-signing: a key, or keyless with Sigstore)",
+    ),
+    "verify-signature": (
+        "mlops_template.release.cli:verify_signature",
+        "check a model directory against its signature (edited, added, missing files; key)",
     ),
 }
 

@@ -391,12 +391,23 @@ def docker_inspect_remote(argv: list[str]) -> int:
         print("ERROR: failed to authorize: 401 Unauthorized", file=sys.stderr)
         return 1
     ref = argv[3]
+    if _is_public(ref):  # a Docker Hub image (the release's base): its digest, as a manifest
+        digest = "sha256:" + hashlib.sha256(f"public {ref}".encode()).hexdigest()
+        manifest = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": digest}
+        print(json.dumps(manifest) if "--format" in argv else f"Name: {ref}\nDigest: {digest}")
+        return 0
     entry = _registry_entry(ref)
     if not entry.is_file():
         print(f"ERROR: {ref}: not found", file=sys.stderr)
         return 1
     print(f"Name:      {ref}\nDigest:    {entry.read_text().strip()}")
     return 0
+
+
+def _is_public(ref: str) -> bool:
+    """A Docker Hub reference (`python:3.11-slim`, `docker.io/...`): no registry host first."""
+    first = ref.split("/")[0]
+    return first == "docker.io" or "/" not in ref or not ("." in first or ":" in first)
 
 
 def docker_image(argv: list[str]) -> int:

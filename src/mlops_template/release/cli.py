@@ -143,3 +143,72 @@ def checksums(directory: Path, name: str) -> None:
 
     target = write_checksums(directory, name)
     print(f"checksums written to {target}; verify: `sha256sum -c {name}` in that directory")
+
+
+def _model_dir(model: Path | None, bentomodel: Path) -> Path:
+    """The directory to sign or check: MODEL, else the stored copy of the packaged model."""
+    if model is not None:
+        return model
+    from mlops_template.serving import store
+
+    return Path(store.get_stored_model(store.read_bentomodel(bentomodel).tag).path)
+
+
+@click.command("sign", help="Sign the stored model's files (model-signing).")
+@click.argument("model", type=PathType, required=False)
+@click.option(
+    "--key",
+    type=PathType,
+    envvar="MLOPS_MODEL_SIGNING_KEY",
+    help="EC private key (PEM) [env MLOPS_MODEL_SIGNING_KEY]; default: keyless (Sigstore)",
+)
+@click.option("--signature", type=PathType, help="signature file (default: MODEL/model.sig)")
+@click.option("--copy-to", type=PathType, help="also copy the signature here (a release file)")
+@bentomodel_option
+def sign(
+    model: Path | None,
+    key: Path | None,
+    signature: Path | None,
+    copy_to: Path | None,
+    bentomodel: Path,
+) -> None:
+    """MODEL: a model directory (default: the stored copy of the packaged model)."""
+    import shutil
+
+    from mlops_template.ci import gha
+    from mlops_template.release.signing import sign_model
+
+    with gha.annotated("mlops release sign"):
+        directory = _model_dir(model, bentomodel)
+        written = sign_model(directory, key, signature)
+        if copy_to is not None:
+            copy_to.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(written, copy_to)
+    how = f"the key {key}" if key else "Sigstore (keyless)"
+    print(f"signed {directory} with {how}: {written}")
+
+
+@click.command("verify-signature", help="Check a model directory against its signature.")
+@click.argument("model", type=PathType, required=False)
+@click.option("--signature", type=PathType, help="default: MODEL/model.sig, else MODEL.sig")
+@click.option("--key", type=PathType, help="EC public key (PEM); default: $MLOPS_MODEL_PUBLIC_KEY")
+@click.option("--repo", help="OWNER/REPO whose release workflow signed it (keyless)")
+@click.option("--ref", help="the git ref the release ran for, e.g. refs/tags/v1.2.0 (keyless)")
+@bentomodel_option
+def verify_signature(
+    model: Path | None,
+    signature: Path | None,
+    key: Path | None,
+    repo: str | None,
+    ref: str | None,
+    bentomodel: Path,
+) -> None:
+    """MODEL: a model directory (default: the stored copy of the packaged model)."""
+    from mlops_template.ci import gha
+    from mlops_template.release import signing
+
+    with gha.annotated("mlops release verify-signature"):
+        verifier = signing.requested_verifier(key, repo, ref)
+        directory = _model_dir(model, bentomodel)
+        signing.verify_signature(directory, verifier, signature)
+    print(f"signature OK: {directory} is exactly what {verifier.describe()} signed")
