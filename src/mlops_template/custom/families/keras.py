@@ -9,6 +9,7 @@ network into one ONNX graph, so the service runs the model without TensorFlow.
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -246,11 +247,12 @@ def _canonical_names(graph: Any) -> None:
     interface = {v.name for v in [*graph.input, *graph.output]}
     constants = {t.name for t in graph.initializer}
     names: dict[str, str] = {n: n for n in interface} | {"": ""}
+    numbers = itertools.count()
     for i, node in enumerate(graph.node):
         node.name = f"{node.op_type}_{i}"
         for name in node.input:
             if name not in names and name in constants:
-                names[name] = f"const_{sum(n.startswith('const_') for n in names.values())}"
+                names[name] = f"const_{next(numbers)}"
         for k, name in enumerate(node.output):
             names.setdefault(name, f"{node.name}:{k}")
         node.input[:] = [names[n] for n in node.input]
