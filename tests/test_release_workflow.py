@@ -152,3 +152,29 @@ def test_the_release_pulls_with_a_read_only_role_of_its_own(workflow: dict[str, 
     credentials = next(s for s in steps if s.get("run") == "mlops ci credentials")
     assert credentials["env"] == {"AWS_ROLE_ARN": "${{ vars.AWS_RELEASE_ROLE_ARN }}"}
     assert "vars.AWS_ROLE_ARN" not in WORKFLOW.read_text()  # main's read/write role
+
+
+def test_the_bento_is_built_on_a_pinned_base_from_signed_model_files(
+    workflow: dict[str, Any],
+) -> None:
+    steps = workflow["jobs"]["build"]["steps"]
+    runs = [s.get("run", "") for s in steps]
+    pin = next(i for i, r in enumerate(runs) if r.startswith("mlops release pin-base"))
+    sign = next(i for i, r in enumerate(runs) if r.startswith("mlops release sign"))
+    build = next(i for i, r in enumerate(runs) if r.startswith("mlops release build"))
+    smoke = next(i for i, r in enumerate(runs) if r.startswith("mlops release smoke"))
+    recorded = runs.index("mlops release recorded")
+    assert recorded < pin < build and recorded < sign < build < smoke
+    pinned = runs[pin].split("--out ")[1].split()[0]
+    assert f"--bentofile {pinned}" in runs[build]  # the bento records the resolved digest
+    assert "--key" not in runs[sign]  # keyless on GitHub: Sigstore and this job's OIDC token
+    assert "dist/model.sig" in runs[sign]  # shipped with the release files
+    checksums = runs.index("mlops release checksums dist")
+    assert sign < checksums  # SHA256SUMS and the attestation cover the signature too
+    setup = next(s for s in steps if s.get("uses") == "./actions/setup")
+    assert "signing" in setup["with"]["extras"].split()
+    # Only the job that signs (and pulls with the release role) holds an OIDC token without
+    # attesting; the image job's token is for its attestation.
+    holders = {n for n, j in workflow["jobs"].items() if j["permissions"].get("id-token")}
+    attesting = {n for n, j in workflow["jobs"].items() if j["permissions"].get("attestations")}
+    assert holders - attesting == {"build"}

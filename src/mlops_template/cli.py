@@ -111,6 +111,10 @@ RELEASE_COMMANDS: Commands = {
         "mlops_template.release.cli:verify_signature",
         "check a model directory against its signature (edited, added, missing files; key)",
     ),
+    "verify-commands": (
+        "mlops_template.release.user_checks:verify_commands",
+        "print the commands a user runs to check a downloaded release (attestations, signature)",
+    ),
 }
 
 MONITOR_COMMANDS: Commands = {
