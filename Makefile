@@ -46,12 +46,15 @@ serve: env  ## the packaged model of this checkout, on 127.0.0.1:3000
 	BENTOML_HOME=$(CURDIR)/.bentoml $(UV) run bentoml serve --host 127.0.0.1 --port 3000
 
 # What the tests run besides Python: promtool and Prometheus (the alert rules, a real scrape),
-# Chromium and the locked Mermaid library (the report's charts). Debian/Ubuntu, as root.
-SYSTEM_TEST_PACKAGES := prometheus chromium
-test-tools:
+# Chromium and the locked Mermaid library (the report's charts), podman, buildah, runc and
+# debootstrap (the release image, built and run without Docker) with its local base image, built
+# once (about 2.5 min; reused when present). Debian/Ubuntu, as root.
+SYSTEM_TEST_PACKAGES := prometheus chromium podman buildah runc debootstrap
+test-tools: uv
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(SYSTEM_TEST_PACKAGES)
 	npm ci --prefix tests/mermaid --no-audit --no-fund
+	bash tools/build-test-base-image.sh
 
 test: env-all  ## two workers; a file's tests stay on one worker (its module fixtures are built once)
 	$(UV) run pytest -n 2 --dist loadfile --durations=30
