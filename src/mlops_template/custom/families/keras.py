@@ -156,7 +156,7 @@ class Family(ModelFamily):
         network = self.network
         width = int(network.inputs[0].shape[1])
         signature = [tf.TensorSpec([None, width], tf.float32, name="features")]
-        call = tf.function(lambda x: network(x, training=False))
+        call = tf.function(lambda x: network(x, training=False), autograph=False)
         model, _ = tf2onnx.convert.from_function(call, input_signature=signature, opset=OPSET[""])
         model = onnx.compose.add_prefix(model, "network/", rename_inputs=False)
         (output,) = model.graph.output
