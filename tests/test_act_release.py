@@ -47,9 +47,9 @@ from project import EXAMPLE_ONLY, SKLEARN_FAST, holds_bundled_example, set_param
 
 from mlops_template import paths
 from mlops_template.errors import UserError
-from mlops_template.release.signing import SIGNATURE_NAME, Verifier, verify_signature
 from mlops_template.release.verify import model_hash
 from mlops_template.serving import store
+from mlops_template.signing import SIGNATURE_NAME, Verifier, verify_signature
 
 pytestmark = [
     pytest.mark.slow,

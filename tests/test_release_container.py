@@ -25,8 +25,8 @@ from test_release_bento import BENTO_NAME, releasable_fork
 from test_release_signing import key_pair
 
 from mlops_template.release.image import ENGINES
-from mlops_template.release.signing import SIGNATURE_NAME, Verifier, verify_signature
 from mlops_template.serving import store
+from mlops_template.signing import SIGNATURE_NAME, Verifier, verify_signature
 
 TOOLS = ("podman", "buildah", "runc", "debootstrap")
 pytestmark = [

@@ -12,10 +12,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from mlops_template import signing
 from mlops_template.cli import main
 from mlops_template.errors import UserError
-from mlops_template.release import signing
-from mlops_template.release.signing import (
+from mlops_template.signing import (
     PUBLIC_KEY_ENV,
     SIGNATURE_NAME,
     SIGNER_ENV,

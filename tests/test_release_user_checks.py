@@ -18,12 +18,12 @@ import pytest
 
 from mlops_template.cli import main
 from mlops_template.errors import UserError
-from mlops_template.release.signing import GITHUB_ISSUER, RELEASE_WORKFLOW, SIGNATURE_NAME
 from mlops_template.release.user_checks import (
     signed_models,
     signing_workflow,
     verification_commands,
 )
+from mlops_template.signing import GITHUB_ISSUER, RELEASE_WORKFLOW, SIGNATURE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 BENTO = "wine-service-v1.2.0.bento"

@@ -31,7 +31,7 @@ PUBLIC_KEY_ENV = "MLOPS_MODEL_PUBLIC_KEY"
 SIGNER_ENV = "MLOPS_MODEL_SIGNER"
 ISSUER_ENV = "MLOPS_MODEL_SIGNER_ISSUER"
 GITHUB_ISSUER = "https://token.actions.githubusercontent.com"
-RELEASE_WORKFLOW = ".github/workflows/release.yml"
+RELEASE_WORKFLOW = ".github/workflows/release.yml"  # the workflow that signs (keyless)
 _INSTALL = "install the signing extra: `uv sync --locked --extra signing`"
 
 
@@ -53,7 +53,7 @@ def workflow_identity(repository: str, ref: str, workflow: str = RELEASE_WORKFLO
     """The identity GitHub's OIDC certificate gives a workflow run: the workflow file's URL at
     the ref that ran it (Sigstore's certificate SAN)."""
     if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
-        raise UserError(f"{repository!r} is not OWNER/REPO", "e.g. --repo acme/digits")
+        raise UserError(f"{repository!r} is not OWNER/REPO", "e.g. --repo acme/wine")
     if not ref.startswith("refs/"):
         raise UserError(f"{ref!r} is not a full git ref", "e.g. --ref refs/tags/v1.2.0")
     return f"https://github.com/{repository}/{workflow}@{ref}"
@@ -212,7 +212,7 @@ def requested_verifier(key: Path | None, repo: str | None, ref: str | None) -> V
         if not (repo and ref):
             raise UserError(
                 "a keyless check needs both --repo and --ref",
-                "e.g. --repo acme/digits --ref refs/tags/v1.2.0",
+                "e.g. --repo OWNER/REPO --ref refs/tags/v1.2.0",
             )
         return Verifier(identity=workflow_identity(repo, ref))
     verifier = Verifier(public_key=key) if key is not None else configured_verifier()

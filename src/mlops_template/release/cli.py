@@ -176,7 +176,7 @@ def sign(
     import shutil
 
     from mlops_template.ci import gha
-    from mlops_template.release.signing import sign_model
+    from mlops_template.signing import sign_model
 
     with gha.annotated("mlops release sign"):
         directory = _model_dir(model, bentomodel)
@@ -204,8 +204,8 @@ def verify_signature(
     bentomodel: Path,
 ) -> None:
     """MODEL: a model directory (default: the stored copy of the packaged model)."""
+    from mlops_template import signing
     from mlops_template.ci import gha
-    from mlops_template.release import signing
 
     with gha.annotated("mlops release verify-signature"):
         verifier = signing.requested_verifier(key, repo, ref)

@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from mlops_template.errors import UserError
-from mlops_template.release.signing import (
+from mlops_template.signing import (
     GITHUB_ISSUER,
     RELEASE_WORKFLOW,
     SIGNATURE_NAME,
