@@ -1,7 +1,9 @@
-"""`mlops release image`: the labels, the exact `bentoml containerize` command (loaded, never
-pushed by the build), the smoke test's judgement of the container and the digest the push
-reports. The full run (a real bento, containerized with the stand-in `docker`) is in
-tests/test_act_release.py."""
+"""`mlops release image`: the labels (with the pinned base), the exact `bentoml containerize`
+command for Docker and podman (loaded, never pushed by the build), the base pinned by digest
+(resolved once; a committed pin kept; an unpinned bento refused), the container run on loopback,
+the smoke test's judgement of the container and the digest the push reports. The full runs: with
+the stand-in `docker` in tests/test_act_release.py, with real podman and buildah in
+tests/test_release_container.py."""
 
 from __future__ import annotations
 
