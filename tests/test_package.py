@@ -127,7 +127,7 @@ def test_the_cli_reports_a_missing_verdict_without_a_traceback(tmp_path_factory)
 def test_packages_the_accepted_model_with_its_lineage(project):
     done = mlops(project, "package")
     assert done.returncode == 0, done.stderr
-    tag = store.model_tag(PROJECT, project / paths.MODEL_DIR)
+    tag = store.model_tag(PROJECT, project / paths.SERVING_DIR)
     assert tag.startswith("wine-model:") and tag in done.stdout
     assert models_in_store(project) == [tag.split(":")[1]]
 
@@ -166,8 +166,10 @@ def test_packages_the_accepted_model_with_its_lineage(project):
 
 @pytest.mark.slow
 def test_the_same_model_keeps_its_tag_and_the_export_imports_elsewhere(project, tmp_path):
-    first = mlops(project, "package")
-    again = mlops(project, "package")
+    cli = (sys.executable, "-m", "mlops_template.cli", "package")
+    # Two processes with other hash seeds: nothing in the export may follow set order.
+    first = run(project, *cli, PYTHONHASHSEED="1")
+    again = run(project, *cli, PYTHONHASHSEED="2")
     assert first.returncode == again.returncode == 0, again.stderr
     assert first.stdout == again.stdout
     assert len(models_in_store(project)) == 1
@@ -185,28 +187,37 @@ def test_the_same_model_keeps_its_tag_and_the_export_imports_elsewhere(project, 
         BENTOML_HOME=str(fresh),
     )
     assert done.returncode == 0, done.stderr
-    tag = store.model_tag(PROJECT, project / paths.MODEL_DIR)
+    tag = store.model_tag(PROJECT, project / paths.SERVING_DIR)
     name, version = tag.split(":")
     imported = fresh / "models" / name / version
-    assert (imported / "model.json").read_bytes() == (
-        project / paths.MODEL_DIR / "model.json"
-    ).read_bytes()
+    for served in ("model.json", "model.onnx"):
+        assert (imported / served).read_bytes() == (
+            project / paths.SERVING_DIR / served
+        ).read_bytes()
     assert (imported / store.PROVENANCE).exists()
+    held = sorted(p.name for p in imported.rglob("*") if p.is_file())
+    assert held == ["model.json", "model.onnx", "model.yaml", store.PROVENANCE]  # no pickle
 
 
 @pytest.mark.slow
 def test_a_retrained_model_gets_a_new_tag(project):
+    """Other weights, another served graph, another tag (the training descriptor's own bytes
+    are not served: a change there alone keeps the tag)."""
+    from mlops_template import model_io
+
     model = project / paths.MODEL_DIR
-    before = store.model_tag(PROJECT, model)
+    served = project / paths.SERVING_DIR
+    assert mlops(project, "package").returncode == 0
+    before = store.model_tag(PROJECT, served)
     backup = project / "model-backup"
     shutil.copytree(model, backup)
     try:
-        descriptor = json.loads((model / "model.json").read_text())
-        descriptor["seed"] = descriptor["seed"] + 1  # any byte change is a different model
-        (model / "model.json").write_text(json.dumps(descriptor))
+        loaded = model_io.load_model(model)
+        loaded.model.model.steps[-1][1].coef_ *= 1.01  # the estimator's weights, slightly
+        model_io.write_model_dir(model, loaded.model, loaded.descriptor.family)
         done = mlops(project, "package")
         assert done.returncode == 0, done.stderr
-        after = store.model_tag(PROJECT, model)
+        after = store.model_tag(PROJECT, served)
         assert after != before and after in done.stdout
         assert store.read_bentomodel(project / paths.BENTOMODEL_FILE).tag == after
     finally:

@@ -105,18 +105,29 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
         "records.py",
         "contract.py",
         "model_io.py",
-        "custom/__init__.py",
     }
     needed |= {f"serving/{p.name}" for p in (package / "serving").glob("*.py")}
-    needed |= {f"custom/families/{p.name}" for p in (package / "custom/families").glob("*.py")}
     assert sources == {f"./src/mlops_template/{n}" for n in needed}  # only what the service needs
+    stored = {n for n in names if n.startswith(f"./models/{name}/{version}/")}
+    held = sorted(n.rsplit("/", 1)[1] for n in stored if archive_is_file(bento, n))
+    assert held == ["model.json", "model.onnx", "model.yaml", store.PROVENANCE]  # no pickle
 
 
-def test_the_bento_installs_its_own_familys_packages_only(built):
+def archive_is_file(path, name: str) -> bool:
+    with tarfile.open(path) as archive:
+        return archive.getmember(name).isfile()
+
+
+SERVICE_PACKAGES = {"bentoml", "numpy", "onnxruntime", "pandas", "pydantic"}
+TRAINING_PACKAGES = {"scikit-learn", "joblib", "lightgbm", "tensorflow", "tensorflow-cpu", "keras"}
+CONVERTERS = {"onnx", "skl2onnx", "onnxmltools", "tf2onnx"}  # used when packaging, not serving
+
+
+def test_the_bento_installs_onnx_runtime_and_no_training_library(built):
     bento, _ = built
     names = requirement_names(bento)
-    assert {"bentoml", "numpy", "pandas", "pydantic", "scikit-learn", "joblib"} <= names
-    assert not {"tensorflow-cpu", "tensorflow", "keras", "lightgbm"} & names
+    assert names >= SERVICE_PACKAGES
+    assert not (TRAINING_PACKAGES | CONVERTERS) & names
     assert not {"dvc", "dvclive", "evidently", "ray"} & names  # the pipeline's, not the service's
 
 
@@ -200,17 +211,17 @@ def test_build_imports_the_packaged_model_into_an_empty_store(project, tmp_path)
 
 
 def test_the_lightgbm_family_is_released_like_the_others(tmp_path_factory):
-    """The third family, from another library: packaged, built into a bento that carries
-    LightGBM (and no other family's libraries), served and checked against the offline model
-    on the fork's data, categorical and nullable columns included."""
+    """The third family, from another library: packaged as ONNX, built into a bento that
+    carries no LightGBM (nor any other training library), served and checked against the
+    offline (LightGBM) model on the fork's data, categorical and nullable columns included."""
     root = releasable_fork(tmp_path_factory, "lightgbm-release", family="lightgbm")
     bento, stdout = build(root)
     assert "with lightgbm model wine-model:" in stdout
     info = yaml.safe_load(bento_member(bento, "bento.yaml"))
     assert info["labels"]["model-family"] == "lightgbm"
     names = requirement_names(bento)
-    assert {"lightgbm", "scikit-learn", "joblib", "pandas"} <= names
-    assert not {"tensorflow-cpu", "tensorflow", "keras"} & names
+    assert names >= SERVICE_PACKAGES
+    assert not (TRAINING_PACKAGES | CONVERTERS) & names
     done = mlops(root, "release", "smoke", str(bento))
     assert done.returncode == 0, done.stdout + done.stderr
     rows = split_rows(root)

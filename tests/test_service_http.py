@@ -32,6 +32,7 @@ from mlops_template import paths
 from mlops_template.model_io import load_model
 from mlops_template.records import PredictionRecord
 from mlops_template.serving import store
+from mlops_template.stages.package import PROBA_TOLERANCE
 
 pytestmark = pytest.mark.slow
 
@@ -64,8 +65,8 @@ def test_served_predictions_equal_the_offline_model(server, project):
     assert [a["label"] for a in answer] == model.predict(frame)
     assert {a["label"] for a in answer} <= set(SYNTH_CLASSES)
     served = [[a["probabilities"][str(c)] for c in model.classes] for a in answer]
-    np.testing.assert_allclose(served, model.predict_proba(frame), atol=1e-9)
-    tag = store.model_tag(SYNTH_PROJECT, project / paths.MODEL_DIR)
+    np.testing.assert_allclose(served, model.predict_proba(frame), atol=PROBA_TOLERANCE)
+    tag = store.model_tag(SYNTH_PROJECT, project / paths.SERVING_DIR)
     assert {a["model_version"] for a in answer} == {tag}
 
 
@@ -273,7 +274,9 @@ def test_metadata_describes_the_packaged_model(server, project):
     assert status == 200
     record = packaged["provenance"]
     assert (
-        meta["tag"] == packaged["tag"] == store.model_tag(SYNTH_PROJECT, project / paths.MODEL_DIR)
+        meta["tag"]
+        == packaged["tag"]
+        == store.model_tag(SYNTH_PROJECT, project / paths.SERVING_DIR)
     )
     assert meta["family"] == "sklearn" and meta["classes"] == SYNTH_CLASSES
     assert meta["project"] == record["project"] and meta["project"]["name"] == SYNTH_PROJECT
@@ -391,7 +394,7 @@ def test_32_clients_with_100_rows_each_get_no_error(server):
 
 
 def test_the_server_logs_its_model_once_at_start(server, project):
-    tag = store.model_tag(SYNTH_PROJECT, project / paths.MODEL_DIR)
+    tag = store.model_tag(SYNTH_PROJECT, project / paths.SERVING_DIR)
     lines = [line for line in server.log_text().splitlines() if "serving model" in line]
     assert len(lines) == 1, lines
     line = lines[0]

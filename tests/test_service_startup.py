@@ -17,7 +17,7 @@ from helpers_serving import SYNTH_PROJECT, packaged_project, run
 
 from mlops_template.contract import Column, FeatureSpec
 from mlops_template.errors import UserError
-from mlops_template.paths import MODEL_DIR
+from mlops_template.paths import SERVING_DIR
 from mlops_template.serving import startup, store
 
 SERVE = (
@@ -126,18 +126,19 @@ def test_serving_with_nothing_packaged_says_make_run(tmp_path):
 @pytest.mark.slow
 def test_serving_from_the_wrong_store_says_bentoml_home(project, tmp_path):
     output = refused(project, BENTOML_HOME=str(tmp_path / "elsewhere"))
-    tag = store.model_tag(SYNTH_PROJECT, project / MODEL_DIR)
+    tag = store.model_tag(SYNTH_PROJECT, project / SERVING_DIR)
     assert f"error: model {tag} is not in the BentoML store at {tmp_path / 'elsewhere'}" in output
     assert "BENTOML_HOME=$PWD/.bentoml" in output
 
 
 @pytest.mark.slow
 def test_serving_a_tampered_model_refuses_to_start(project):
-    tag = store.model_tag(SYNTH_PROJECT, project / MODEL_DIR)
+    tag = store.model_tag(SYNTH_PROJECT, project / SERVING_DIR)
     name, version = tag.split(":")
     stored = project / ".bentoml" / "models" / name / version
     keep = ("model.yaml", "model.json", store.PROVENANCE)
-    victim = next(p for p in sorted(stored.iterdir()) if p.name not in keep)  # the weights
+    victim = next(p for p in sorted(stored.iterdir()) if p.name not in keep)
+    assert victim.name == "model.onnx"  # the graph is what the service runs
     victim.write_bytes(victim.read_bytes() + b"\x00")
     output = refused(project)
     assert f"error: model {tag} was changed after packaging" in output

@@ -22,6 +22,7 @@ from helpers_serving import (
     drive_asgi,
     json_instances,
     packaged_project,
+    run,
     split_frame,
 )
 from pydantic import TypeAdapter, ValidationError
@@ -34,6 +35,7 @@ from mlops_template.records import Provenance
 from mlops_template.serving import schemas, store
 from mlops_template.serving.config import ServiceArgs
 from mlops_template.serving.middleware import RequestLimits
+from mlops_template.stages.package import PROBA_TOLERANCE
 
 SPEC = FeatureSpec(
     columns=(
@@ -549,7 +551,7 @@ def service_module(tmp_path_factory):
     previous_store = BentoMLContainer.model_store.get()
     previous_cwd = os.getcwd()
     BentoMLContainer.model_store.set(ModelStore(str(root / ".bentoml" / "models")))
-    os.chdir(root)  # the dev path: the tag comes from ./artifacts/model
+    os.chdir(root)  # the dev path: the tag comes from ./artifacts/serving
     sys.modules.pop("mlops_template.serving.service", None)
     try:
         yield importlib.import_module("mlops_template.serving.service"), root
@@ -562,7 +564,7 @@ def service_module(tmp_path_factory):
 @pytest.mark.slow
 def test_the_service_class_predicts_like_the_offline_model(service_module):
     module, root = service_module
-    assert store.model_tag(SYNTH_PROJECT, root / "artifacts" / "model") == module.MODEL_TAG
+    assert store.model_tag(SYNTH_PROJECT, root / "artifacts" / "serving") == module.MODEL_TAG
     assert module.FAMILY == "sklearn" and "tensorflow" not in sys.modules
     assert module.BATCHED is False  # the family does not declare `batchable`
     service = module.Classifier()
@@ -579,8 +581,32 @@ def test_the_service_class_predicts_like_the_offline_model(service_module):
         assert [a.label for a in answers] == offline.predict(frame)
         assert {a.label for a in answers} <= set(SYNTH_CLASSES)
         served = [[a.probabilities[str(c)] for c in offline.classes] for a in answers]
-        np.testing.assert_allclose(served, expected, atol=1e-12)
+        np.testing.assert_allclose(served, expected, atol=PROBA_TOLERANCE)  # ONNX vs trained
         assert {a.model_version for a in answers} == {module.MODEL_TAG}
+
+
+@pytest.mark.slow
+def test_the_service_loads_no_training_library_and_unpickles_nothing(tmp_path_factory):
+    """A fresh interpreter imports the service and loads the model, as a bento does: with the
+    exact tag as its argument (the dev path reads params.yaml, which names the families)."""
+    root = packaged_project(tmp_path_factory, "service-imports")
+    tag = store.model_tag(SYNTH_PROJECT, root / "artifacts" / "serving")
+    script = (
+        "import pickle, sys\n"
+        "loads = []\n"
+        "pickle.load = lambda *a, **k: loads.append(a)\n"
+        "pickle.loads = lambda *a, **k: loads.append(a)\n"
+        "from bentoml._internal.configuration.containers import BentoMLContainer\n"
+        f"BentoMLContainer.bento_arguments.set({{'model_tag': {tag!r}}})\n"
+        "from mlops_template.serving import service\n"
+        "service.Classifier()\n"
+        "heavy = {'sklearn', 'joblib', 'lightgbm', 'tensorflow', 'keras', 'skl2onnx', 'onnx'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}), len(loads))\n"
+        "print(sorted(m for m in sys.modules if m.startswith('mlops_template.custom')))\n"
+    )
+    done = run(root, sys.executable, "-c", script)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[-2:] == ["[] 0", "[]"]
 
 
 @pytest.mark.slow

@@ -168,8 +168,9 @@ class ModelFamily(ABC):
         `FeatureSpec.frame` holds: float32 (or float64) for numeric and boolean columns
         (missing = NaN, booleans 1.0/0.0), string for categorical ones (missing = "").
         Output "probabilities": float [N, len(classes)] in class order (other outputs are
-        ignored). The same model must give the same bytes on every call (no random graph
-        names, no timestamps): the served model's tag is the hash of these bytes. The package
+        ignored). The same model must give the same bytes on every call and in every process
+        (no random graph names, no timestamps, nothing in set order, which follows the
+        process's hash seed): the served model's tag is the hash of these bytes. The package
         stage refuses an export that breaks this convention, or that disagrees with
         `predict_proba` on the test split (another label, or a probability off by > 1e-5)."""
         raise NotImplementedError(f"the {self.describe()} model has no ONNX export (to_onnx)")

@@ -62,13 +62,18 @@ def onnx_input_types(spec: FeatureSpec) -> list[tuple[str, Any]]:
 
 def sklearn_to_onnx(model: Any, spec: FeatureSpec, name: str, options: Any = None) -> Any:
     """A fitted scikit-learn pipeline (or `preprocessor`) as an ONNX ModelProto with the
-    contract's inputs; the graph gets a fixed name (skl2onnx draws a random one)."""
+    contract's inputs, the same bytes in every process: the graph gets a fixed name (skl2onnx
+    draws a random one) and its opsets a fixed order."""
     from skl2onnx import convert_sklearn
 
     graph = convert_sklearn(
         model, initial_types=onnx_input_types(spec), options=options, target_opset=OPSET
     )
     graph.graph.name = name
+    # skl2onnx lists the opsets in set order, which changes with each process's hash seed
+    opsets = sorted(graph.opset_import, key=lambda o: o.domain)
+    del graph.opset_import[:]
+    graph.opset_import.extend(opsets)
     return graph
 
 
