@@ -4,8 +4,9 @@
 itself) as a requirements file with each distribution's SHA-256; the bento keeps only the
 packages its service needs (the bentofile's: the service runs the model's ONNX export with ONNX
 Runtime, whatever the family), with everything they depend on according to uv.lock, so the image
-installs the reviewed lock, verified by hash, and carries no training library. `uv export --locked` fails when uv.lock does not match
-pyproject.toml: a release never installs an unlocked version.
+installs the reviewed lock, verified by hash, and carries no training library.
+`uv export --locked` fails when uv.lock does not match pyproject.toml: a release never installs
+an unlocked version.
 """
 
 from __future__ import annotations

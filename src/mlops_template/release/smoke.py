@@ -6,8 +6,8 @@ file carries its model); given a bento tag, the current store is used. The bento
 test split over HTTP (instances built from the model's FeatureSpec, in column order, as a client
 would send them), requires every label to equal the offline model's (model_io.load_model on
 artifacts/model: the trained model, not its ONNX export, so this cross-checks what the bento
-runs against what was evaluated) and the probabilities to match, checks that /metadata describes the packaged
-model (artifacts/bento/model.bentomodel), and stops the server.
+runs against what was evaluated) and the probabilities to match, checks that /metadata
+describes the packaged model (artifacts/bento/model.bentomodel), and stops the server.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from mlops_template.model_io import load_model
 from mlops_template.serving import store
 
 DEFAULT_CHUNK = 100  # instances per request when /metadata names no limit
-PROBA_TOLERANCE = 1e-5  # JSON round trip of float64 and batch composition; labels must be equal
+PROBA_TOLERANCE = 1e-5  # the package stage's bound for the ONNX export; labels must be equal
 METADATA_KEYS = ("git_commit", "data_md5", "params", "metrics", "gate")
 
 
