@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from mlops_template import contract
-from mlops_template.compute import cluster
+from mlops_template.compute import cluster, ray_train
 from mlops_template.errors import UserError
 from mlops_template.model_io import ModelDescriptor, read_descriptor, write_model_dir
 from mlops_template.params import Params
 from mlops_template.paths import LIVE_DIR, MODEL_DIR, TRAIN_CSV
+from mlops_template.table import feature_spec, read_header
 
 Tree = dict[str, bytes]  # relative path -> content
 
@@ -90,7 +91,16 @@ def train_on_ray(params: Params) -> ModelDescriptor:
     if not train_csv.is_file():
         raise UserError(f"{TRAIN_CSV} not found", "run `dvc repro prepare` first")
     family = contract.get_family(name)
+    spec = feature_spec(params, read_header(TRAIN_CSV))
+    model = family(params.train.family_params, spec, params.train.seed)
     with cluster.connected() as ray:
+        storage = ray_train.storage_dir()
+        try:
+            descriptor = ray_train.fit_with_trainer(model, params, storage)
+        finally:
+            ray_train.remove_storage(storage)
+        if descriptor is not None:
+            return descriptor
         task = ray.remote(num_cpus=compute.cpus_per_worker, max_retries=0)(fit_on_worker)
         try:
             out = ray.get(task.remote(params, str(train_csv), name, family))

@@ -187,6 +187,7 @@ class Family(ModelFamily):
         """Data-parallel on Ray: Ray Train's TensorFlow trainer, this family's own `fit` inside
         a MultiWorkerMirroredStrategy (each global batch split over the workers, gradients
         averaged), seeded with op determinism as locally."""
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the trainer imports TensorFlow
         from ray.train.tensorflow import TensorflowTrainer
 
         from mlops_template.compute.ray_train import worker_loop
@@ -273,12 +274,63 @@ def _canonical_names(graph: Any) -> None:
 def _fit_mirrored(
     model: Family, X: pd.DataFrame, y: np.ndarray, live: Any, rank: int, world_size: int
 ) -> None:
-    """One worker's part of the data-parallel fit (Ray Train sets TF_CONFIG for the strategy,
-    which must exist before any other TensorFlow op). Every worker holds all rows and fits the
-    same preprocessing; Keras splits each batch of `batch_size` rows over the workers."""
+    """One worker's part of the data-parallel fit: this family's `fit` inside a
+    MultiWorkerMirroredStrategy (created first, from the TF_CONFIG Ray Train sets). Every
+    worker holds all rows and fits the same preprocessing; Keras splits each batch of
+    `batch_size` rows over the workers and averages their gradients."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import tensorflow as tf
 
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
-    with strategy.scope():
-        model.fit(X, y, list(model.spec.classes), live)
+    undo = _fix_multi_worker_fit()
+    try:
+        with strategy.scope():
+            model.fit(X, y, list(model.spec.classes), live)
+    finally:
+        undo()
+
+
+def _fix_multi_worker_fit() -> Any:
+    """Keras 3's `fit` fails under a multi-worker strategy (keras-team/keras#20585, open for
+    Keras 3.15): it all-reduces a whole (x, y) batch to learn its shapes, and averages the
+    scalar loss and metrics along an axis they lack. Until the returned function is called,
+    the shapes come from this worker's part of the batch, and the scalars are averaged over
+    the workers as they are."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+
+    def symbolic_build(self: Any, iterator: Any = None, data_batch: Any = None) -> None:
+        strategy = self._distribute_strategy
+        if strategy is None:
+            return
+        if iterator is not None:
+            for _, _, batches in iterator:
+                data_batch = next(batches)
+                break
+        data_batch = tf.nest.map_structure(
+            lambda v: (
+                strategy.experimental_local_results(v)[0]
+                if isinstance(v, tf.distribute.DistributedValues)
+                else v
+            ),
+            data_batch,
+        )
+        with strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    reduce_per_replica = trainer.reduce_per_replica
+
+    def reduce(values: Any, strategy: Any, reduction: str) -> Any:
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(lambda v: strategy.reduce("MEAN", v, axis=None), values)
+        return reduce_per_replica(values, strategy, reduction)
+
+    build = trainer.TensorFlowTrainer._maybe_symbolic_build
+    trainer.TensorFlowTrainer._maybe_symbolic_build = symbolic_build
+    trainer.reduce_per_replica = reduce
+
+    def undo() -> None:
+        trainer.TensorFlowTrainer._maybe_symbolic_build = build
+        trainer.reduce_per_replica = reduce_per_replica
+
+    return undo
