@@ -275,7 +275,14 @@ def test_a_image_job_containerizes_that_bento_pushes_and_attests_it(
         "org.opencontainers.image.base.digest": base_digest.group(1),
     }
     model_name, model_version = packaged["tag"].split(":")
-    assert f"models/{model_name}/{model_version}/model.joblib" in build["files"]
+    with tarfile.open(main_repo / paths.BENTOMODEL_FILE) as archive:
+        packaged_files = {n.removeprefix("./") for n in archive.getnames() if n not in {".", "./"}}
+    in_image = {
+        f.split("/", 3)[3]
+        for f in build["files"]
+        if f.startswith(f"models/{model_name}/{model_version}/")
+    }
+    assert in_image == packaged_files | {SIGNATURE_NAME}  # exactly the packaged model, signed
     assert "bento.yaml" in build["files"]
     assert "tensorflow" not in build["dockerfile"].lower()
 
