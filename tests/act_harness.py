@@ -156,20 +156,28 @@ def template_repo(
     """A git repo at `dest` holding the project, on `main`, like a fresh fork of the template.
 
     `params` is deep-merged into params.yaml; `overrides` replaces files (path -> text). With
-    `reproduce`, the repo gets its own locked environment, the data, a real `dvc repro`, and a
+    `reproduce`, the repo got its own locked environment, the data, a real `dvc repro`, and a
     second commit with dvc.lock and the results, as the template's maintainers commit them.
+    That reproduction is made once per test run for the same params and overrides (the act
+    modules share it, tests/project.py `shared_build`); `dest` is a private copy of it (git
+    history, data, DVC cache and outputs; not the environment, which act runs install anew).
     """
-    from project import copy_project  # tests/project.py (pytest puts tests/ on sys.path)
+    from project import copy_project, shared_build  # tests/ (pytest puts it on sys.path)
 
-    dest.mkdir(parents=True, exist_ok=True)
-    copy_project(dest, dict(params or {}), dict(overrides or {}))
-    git(dest, "remote", "add", "origin", f"https://github.com/{REPO_SLUG}.git")
-    if reproduce:
-        run_in(dest, ["uv", "sync", "--locked", "--no-dev", "--quiet"])
-        run_in(dest, ["mlops", "data"])
-        run_in(dest, ["dvc", "repro"])
-        git(dest, "add", "-A")
-        git(dest, "commit", "-q", "-m", "reproduce the pipeline")
+    if not reproduce:
+        dest.mkdir(parents=True, exist_ok=True)
+        copy_project(dest, dict(params or {}), dict(overrides or {}))
+        git(dest, "remote", "add", "origin", f"https://github.com/{REPO_SLUG}.git")
+        return dest
+    with shared_build("template", [params, overrides]) as (built, done):
+        if not done:
+            template_repo(built, params, overrides, reproduce=False)
+            run_in(built, ["uv", "sync", "--locked", "--no-dev", "--quiet"])
+            run_in(built, ["mlops", "data"])
+            run_in(built, ["dvc", "repro"])
+            git(built, "add", "-A")
+            git(built, "commit", "-q", "-m", "reproduce the pipeline")
+    shutil.copytree(built, dest, symlinks=True, ignore=shutil.ignore_patterns(".venv"))
     return dest
 
 

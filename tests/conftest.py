@@ -32,6 +32,17 @@ os.environ.update(
 )
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _shared_builds(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Where a build several test modules need (a reproduced template repo) is made once per
+    run: the temp root all xdist workers of this run share, else this session's own."""
+    import project
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    project.SHARED_BUILDS = shared / "shared-builds"
+
+
 @pytest.fixture
 def tiny(monkeypatch: pytest.MonkeyPatch) -> type[ModelFamily]:
     """The tests' own model family (tests/tiny_family.py), registered as `tiny` for one test."""

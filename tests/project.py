@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# Set by tests/conftest.py: one folder per test run, shared by its xdist workers.
+SHARED_BUILDS: Path | None = None
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -28,6 +34,28 @@ def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedPr
     if check and done.returncode != 0:
         raise AssertionError(f"{cmd} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
     return done
+
+
+@contextlib.contextmanager
+def shared_build(name: str, key: object) -> Iterator[tuple[Path, bool]]:
+    """(folder, done) for a build that several modules of one test run need, keyed by what it
+    depends on, under a file lock: the first caller builds it (done is False) and the others,
+    in any xdist worker, wait and then read the finished folder. A half-made build (its builder
+    failed) is removed so the next caller starts clean."""
+    from filelock import FileLock
+
+    if SHARED_BUILDS is None:
+        raise AssertionError("tests/conftest.py sets project.SHARED_BUILDS for the session")
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()
+    folder = SHARED_BUILDS / f"{name}-{digest[:16]}"
+    marker = folder.with_name(folder.name + ".done")
+    SHARED_BUILDS.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder.with_name(folder.name + ".lock")):
+        done = marker.exists()
+        if not done:
+            shutil.rmtree(folder, ignore_errors=True)
+        yield folder, done
+        marker.touch()
 
 
 # What `make run` commits on the defaults: a copy made to try another family or other rules
