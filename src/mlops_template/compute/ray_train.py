@@ -143,39 +143,47 @@ def _types(params: Params) -> Any:
     return pyarrow.csv.ConvertOptions(column_types={n: pa.string() for n in names})
 
 
-def fit_with_trainer(
-    model: contract.ModelFamily, params: Params, storage: Path
-) -> ModelDescriptor | None:
+def fit_with_trainer(model: contract.ModelFamily, params: Params) -> ModelDescriptor | None:
     """Fit through the family's trainer and write the outputs; None when it has none (and
     then nothing was read: a family without the hook runs as before)."""
-    import ray.train
-
     if type(model).ray_trainer is contract.ModelFamily.ray_trainer:
         return None
+    import ray.train
+
+    MODEL_DIR.parent.mkdir(parents=True, exist_ok=True)
+    storage = Path(tempfile.mkdtemp(prefix=".ray-train-", dir=MODEL_DIR.parent)).resolve()
     try:
-        trainer = model.ray_trainer(trainer_args(model, params, storage))
-    except FileNotFoundError as exc:
-        raise UserError(
-            f"the Ray cluster cannot read the split file ({exc})",
-            "the cluster reads the split where `mlops train` sees it: run on one machine, or "
-            "mount the repository at the same path on every node",
-        ) from None
-    if trainer is None:
-        return None
-    try:
-        result = trainer.fit()
-    except (ray.train.TrainingFailedError, ray.exceptions.RayError) as exc:
-        raise _training_error(exc, params) from None
-    if result.checkpoint is None:
-        raise UserError(
-            f"the {params.train.family} family's Ray trainer reported no checkpoint",
-            "its worker loop must be mlops_template.compute.ray_train.worker_loop(fit)",
-        )
-    with result.checkpoint.as_directory() as files:
-        return write_outputs(model, params.train.family, Path(files))
+        try:
+            trainer = model.ray_trainer(trainer_args(model, params, storage))
+        except FileNotFoundError as exc:
+            raise UserError(
+                f"the Ray cluster cannot read the split file ({exc})",
+                "the cluster reads the split where `mlops train` sees it: run on one machine, "
+                "or mount the repository at the same path on every node",
+            ) from None
+        if trainer is None:
+            return None
+        try:
+            result = trainer.fit()
+        except (ray.train.TrainingFailedError, ray.exceptions.RayError) as exc:
+            raise training_error(exc, params.train.compute.num_workers) from None
+        if result.checkpoint is None:
+            raise UserError(
+                f"the {params.train.family} family's Ray trainer reported no checkpoint",
+                "its worker loop must be mlops_template.compute.ray_train.worker_loop(fit)",
+            )
+        with result.checkpoint.as_directory() as files:
+            descriptor = write_outputs(model, params.train.family, Path(files))
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
+    n = params.train.compute.num_workers
+    print(f"trained data-parallel on {n} Ray worker{'s' if n > 1 else ''} (Ray Train)")
+    return descriptor
 
 
-def _training_error(exc: Exception, params: Params) -> UserError:
+def training_error(exc: Exception, workers: int) -> UserError:
+    """One message for a failed fit: a worker's UserError as it was raised, or the failure's
+    last line (a Ray traceback says what happened at its end)."""
     failures = getattr(exc, "worker_failures", None) or {}
     for failure in failures.values():
         cause = failure
@@ -183,10 +191,9 @@ def _training_error(exc: Exception, params: Params) -> UserError:
             if isinstance(cause, WorkerUserError):
                 return UserError(*cause.args)
             cause = cause.__cause__
-    n = params.train.compute.num_workers
-    first = str(next(iter(failures.values()), exc)).strip().splitlines()
+    lines = str(next(iter(failures.values()), exc)).strip().splitlines()
     return UserError(
-        f"training on the Ray cluster failed ({n} workers): {first[-1] if first else exc}",
+        f"training on the Ray cluster failed ({workers} workers): {lines[-1] if lines else exc}",
         "look at the cluster's logs (a worker that died is often out of memory: give the "
         "workers larger nodes, or lower train.compute.num_workers)",
     )
@@ -203,13 +210,3 @@ def write_outputs(model: contract.ModelFamily, name: str, checkpoint: Path) -> M
     live = read_tree(checkpoint / CHECKPOINT_LIVE)
     replace_tree(LIVE_DIR, live)
     return write_model_dir(MODEL_DIR, fitted, name)
-
-
-def storage_dir() -> Path:
-    """Where the trainer writes its checkpoints: a temp dir beside artifacts/model/."""
-    MODEL_DIR.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=".ray-train-", dir=MODEL_DIR.parent)).resolve()
-
-
-def remove_storage(storage: Path) -> None:
-    shutil.rmtree(storage, ignore_errors=True)

@@ -1,13 +1,14 @@
-"""`train.compute: ray`: the train stage's fit, run on a worker of the Ray cluster.
+"""`train.compute: ray`: the train stage's fit, on the Ray cluster.
 
-The worker runs exactly what `local` runs (`stages.train.fit_logged`, through the model
-contract) with the same determinism pins, reads the split file itself (the data never passes
-through this process), saves the model and the DVCLive files in a temporary directory and
-sends those files back; they replace artifacts/model/ and dvclive/ only once everything
-succeeded. Limits, for now:
+A family with a Ray Train trainer (the contract's `ray_trainer`) trains data-parallel on
+`num_workers` workers (`ray_train.py`). Any other family's fit runs on one worker: exactly what
+`local` runs (`stages.train.fit_logged`, through the model contract) with the same determinism
+pins; the worker reads the split file itself (the data never passes through this process),
+saves the model and the DVCLive files in a temporary directory and sends those files back;
+they replace artifacts/model/ and dvclive/ only once everything succeeded. Limits, for now:
 - The workers read the split at the path this process sees: one machine, or a cluster whose
   nodes mount the repository at the same path (e.g. a volume in a KubeRay pod template).
-- The contract's `fit` is one process: the fit runs on one worker of `num_workers`.
+- Without `ray_trainer`, the fit is one process: it runs on one worker of `num_workers`.
 - The model's files come back through Ray's object store: fine for models up to a few GB.
 """
 
@@ -94,11 +95,7 @@ def train_on_ray(params: Params) -> ModelDescriptor:
     spec = feature_spec(params, read_header(TRAIN_CSV))
     model = family(params.train.family_params, spec, params.train.seed)
     with cluster.connected() as ray:
-        storage = ray_train.storage_dir()
-        try:
-            descriptor = ray_train.fit_with_trainer(model, params, storage)
-        finally:
-            ray_train.remove_storage(storage)
+        descriptor = ray_train.fit_with_trainer(model, params)
         if descriptor is not None:
             return descriptor
         task = ray.remote(num_cpus=compute.cpus_per_worker, max_retries=0)(fit_on_worker)
