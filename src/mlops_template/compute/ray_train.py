@@ -206,7 +206,14 @@ def write_outputs(model: contract.ModelFamily, name: str, checkpoint: Path) -> M
     from mlops_template.compute.remote import read_tree, replace_tree
 
     family = type(model)
-    fitted = family.load(checkpoint / CHECKPOINT_MODEL, model.params, model.spec, model.seed)
+    try:
+        fitted = family.load(checkpoint / CHECKPOINT_MODEL, model.params, model.spec, model.seed)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"the model in the Ray Train checkpoint does not load ({exc})",
+            "the family's worker loop must be mlops_template.compute.ray_train.worker_loop(fit)"
+            ", which saves the model with the family's `save`",
+        ) from None
     live = read_tree(checkpoint / CHECKPOINT_LIVE)
     replace_tree(LIVE_DIR, live)
     return write_model_dir(MODEL_DIR, fitted, name)
