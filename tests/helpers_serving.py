@@ -249,8 +249,8 @@ def json_instances(frame: Any, spec: Any) -> list[list[Any]]:
                 out.append(int(value) if column.integer else float(value))
             elif column.kind == "boolean":
                 out.append(bool(value))
-            else:
-                out.append(str(value))
+            else:  # a missing category is "" in the frame, null from a client
+                out.append(str(value) or None)
         rows.append(out)
     return rows
 

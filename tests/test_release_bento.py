@@ -226,3 +226,27 @@ def test_the_lightgbm_family_is_released_like_the_others(tmp_path_factory):
     assert done.returncode == 0, done.stdout + done.stderr
     rows = split_rows(root)
     assert f"{rows}/{rows} labels agree with the offline model" in done.stdout
+
+
+def test_smoke_sends_the_feature_frame_as_a_client_would():
+    """The frame holds booleans as 1.0/0.0 and a missing category as "": a client sends
+    true/false and null, whole numbers for integer columns."""
+    import pandas as pd
+
+    from mlops_template.contract import Column, FeatureSpec
+    from mlops_template.release.smoke import instances
+
+    spec = FeatureSpec(
+        columns=(
+            Column(name="n", kind="numeric", integer=True, nullable=True),
+            Column(name="b", kind="boolean", nullable=True),
+            Column(name="c", kind="categorical", values=("x", "y"), nullable=True),
+        ),
+        target="t",
+        classes=(0, 1),
+    )
+    raw = pd.DataFrame({"n": [3.0, None], "b": [True, None], "c": [None, "y"]})
+    rows = instances(spec.frame(raw), spec)
+    assert rows == [[3, True, None], [None, None, "y"]]
+    assert isinstance(rows[0][0], int) and rows[0][1] is True
+    assert instances(spec.frame(raw.assign(b=[False, False])), spec)[0][1] is False

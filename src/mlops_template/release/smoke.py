@@ -206,12 +206,17 @@ def read_test_rows(test_csv: Path, spec: FeatureSpec) -> pd.DataFrame:
 
 
 def json_value(value: Any, column: Column) -> Any:
-    """One cell as a client sends it: null for a missing value, plain Python types, and
-    integers for integer columns."""
+    """One cell of the feature frame as a client sends it: null for a missing value (NaN, or
+    "" in a categorical column), true/false for a boolean (1.0/0.0 in the frame), plain Python
+    types, and integers for integer columns."""
     if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
         return None
     if isinstance(value, np.generic):
         value = value.item()
+    if column.kind == "boolean":
+        return bool(value)
+    if column.kind == "categorical":
+        return str(value) or None
     if column.kind == "numeric":
         number = float(value)
         return int(number) if column.integer and number.is_integer() else number
