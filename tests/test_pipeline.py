@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,8 +33,19 @@ def make_fork(dest: Path, family: str = "sklearn", **sections) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fork_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = make_fork(tmp_path_factory.mktemp("fork"))
+def committed_fork(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fork as its author committed it, before any run; tests take copies (`fork_copy`)."""
+    return make_fork(tmp_path_factory.mktemp("committed-fork"))
+
+
+def fork_copy(committed_fork: Path, dest: Path) -> Path:
+    """A private copy of the committed fork: its git history, data/ and DVC cache."""
+    return shutil.copytree(committed_fork, dest, symlinks=True)
+
+
+@pytest.fixture(scope="module")
+def fork_repo(tmp_path_factory: pytest.TempPathFactory, committed_fork: Path) -> Path:
+    repo = fork_copy(committed_fork, tmp_path_factory.mktemp("fork") / "repo")
     first = run(["mlops", "data"], repo)
     assert "regenerated" not in first.stdout  # the fork's own data, never the example's
     repro(repo)
@@ -100,25 +112,29 @@ def test_run_cache_restores_a_seen_param_set(fork_repo: Path) -> None:
 
 
 def test_the_default_verdict_does_not_change_under_a_cpu_hog(fork_repo: Path) -> None:
-    """Latency is measured (and slower under load), but no default rule reads it."""
+    """Latency is measured (and slower under load), but no default rule reads it. The hog runs
+    while `mlops evaluate` measures; the gate reads what it measured, timing nothing."""
     import subprocess
     import sys
 
-    def evaluate_and_gate() -> tuple[bytes, dict]:
-        run(["mlops", "evaluate"], fork_repo)
-        run(["mlops", "gate", "--no-baseline", "--out", "build/verdict.json"], fork_repo)
-        serving = json.loads((fork_repo / "metrics/serving.json").read_text())
-        return (fork_repo / "build/verdict.json").read_bytes(), serving
+    def evaluate(hogs: int) -> None:
+        hog = "import time\nend = time.time() + 120\nwhile time.time() < end: pass\n"
+        running = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(hogs)]
+        try:
+            run(["mlops", "evaluate"], fork_repo)
+        finally:
+            for process in running:
+                process.kill()
+                process.wait()
 
-    idle, _ = evaluate_and_gate()
-    hog = "import time\nend = time.time() + 120\nwhile time.time() < end: pass\n"
-    hogs = [subprocess.Popen([sys.executable, "-c", hog]) for _ in range(4)]  # 2 per core
-    try:
-        loaded, _ = evaluate_and_gate()
-    finally:
-        for process in hogs:
-            process.kill()
-            process.wait()
+    def gate() -> bytes:
+        run(["mlops", "gate", "--no-baseline", "--out", "build/verdict.json"], fork_repo)
+        return (fork_repo / "build/verdict.json").read_bytes()
+
+    evaluate(hogs=0)
+    idle = gate()
+    evaluate(hogs=4)  # 2 per core
+    loaded = gate()
     assert loaded == idle
     assert json.loads(idle)["accepted"] is True
     run(["dvc", "checkout", "--force"], fork_repo, check=False)
@@ -144,11 +160,17 @@ def test_a_bad_param_stops_dvc_repro_before_any_output_is_deleted(fork_repo: Pat
     assert {p: p.read_bytes() for p in outputs} == before
 
 
-def test_unmeetable_gate_blocks_packaging(tmp_path: Path) -> None:
-    repo = make_fork(tmp_path)
+def test_unmeetable_gate_blocks_packaging(
+    tmp_path: Path, committed_fork: Path, fork_repo: Path
+) -> None:
+    repo = fork_copy(committed_fork, tmp_path / "repo")
     set_params(repo, {"gate": {"rules": {"accuracy": {"direction": "higher", "min": 1.01}}}})
+    # The run-cache of the fork's accepted run (same data, train and evaluate params): DVC
+    # restores the model and metrics instead of training again; the gate runs on them.
+    shutil.copytree(fork_repo / ".dvc/cache", repo / ".dvc/cache", dirs_exist_ok=True)
     run(["mlops", "data"], repo)
     failed = repro(repo, check=False)
+    assert "Running stage 'gate'" in failed.stdout
     assert failed.returncode != 0
     verdict = json.loads((repo / "reports/gate.json").read_text())
     assert verdict["accepted"] is False
@@ -186,8 +208,8 @@ def test_the_summary_after_a_failure_shows_no_old_verdict(fork_repo: Path) -> No
     assert "ACCEPTED" not in summary and "packaged model artifacts" not in summary
 
 
-def test_corrupt_data_stops_at_validate(tmp_path: Path) -> None:
-    repo = make_fork(tmp_path)
+def test_corrupt_data_stops_at_validate(tmp_path: Path, committed_fork: Path) -> None:
+    repo = fork_copy(committed_fork, tmp_path / "repo")
     csv = repo / DATA_PATH
     lines = csv.read_text().splitlines()
     cells = lines[3].split(",")
@@ -204,8 +226,8 @@ def test_corrupt_data_stops_at_validate(tmp_path: Path) -> None:
     assert not (repo / "artifacts/model").exists()
 
 
-def test_data_edited_without_dvc_add_is_refused(tmp_path: Path) -> None:
-    repo = make_fork(tmp_path)
+def test_data_edited_without_dvc_add_is_refused(tmp_path: Path, committed_fork: Path) -> None:
+    repo = fork_copy(committed_fork, tmp_path / "repo")
     with (repo / DATA_PATH).open("a") as handle:
         handle.write("13.0,600.0,0.000800,500,north,True,30.0,0.1,0.2,barolo\n")
     refused = run(["mlops", "data"], repo, check=False)
@@ -214,8 +236,8 @@ def test_data_edited_without_dvc_add_is_refused(tmp_path: Path) -> None:
     assert "dvc add data" in refused.stderr and "Traceback" not in refused.stderr
 
 
-def test_data_dvc_mismatch_is_a_clear_error(tmp_path: Path) -> None:
-    repo = make_fork(tmp_path)
+def test_data_dvc_mismatch_is_a_clear_error(tmp_path: Path, committed_fork: Path) -> None:
+    repo = fork_copy(committed_fork, tmp_path / "repo")
     run(["rm", "-rf", "data", ".dvc/cache"], repo)
     dvc_file = repo / "data.dvc"
     dvc_file.write_text(re.sub(r"md5: \w+\.dir", f"md5: {'0' * 32}.dir", dvc_file.read_text()))
