@@ -6,16 +6,19 @@ Run: `uv run --extra keras python benchmarks/cold_start.py [--model artifacts/mo
 - **size**: what a bento installs, as measured in this environment: the packages and all they
   need according to uv.lock (as `mlops release build` selects them, `release/requirements.py`),
   summed over the files each installed distribution lists. "before": the bentofile's packages
-  plus the keras family's former serving packages (TensorFlow, Keras, scikit-learn, joblib),
-  as they were before ONNX serving;
+  plus the keras family's former serving packages (TensorFlow, Keras, scikit-learn, joblib);
   "after": the bentofile's packages alone (the service runs ONNX).
 - **cold start**: the trained keras model (`--model`, a train-stage output) is stored twice in a
   temp BentoML home: as the network + preprocessing (loaded with Keras, as the service did
   before) and as its ONNX export (`to_onnx`, run by ONNX Runtime). A minimal BentoML service for
-  each, 1 worker, `bentoml serve` on 127.0.0.1: seconds from the process start to the first
-  `/readyz` 200 (median of `--runs`), and the RSS of the server's processes then.
-- **imports**: `python -X importtime` of the ONNX service module, summed per top-level package
-  (what a worker pays before the model loads), next to the model load itself.
+  each, 1 worker, `bentoml serve` on 127.0.0.1: seconds from the process start to the worker's
+  spawn and to the first `/readyz` 200 (medians of `--runs`), the CPU seconds and RSS of the
+  server's processes then. Each twice: with no .pyc files (every module compiled at start, as
+  in an environment installed without bytecode and run with PYTHONDONTWRITEBYTECODE=1) and
+  with compiled bytecode (as in a BentoML image, whose Dockerfile sets UV_COMPILE_BYTECODE=1);
+  the .pyc files live under a temp PYTHONPYCACHEPREFIX, the environment is not touched.
+- **where the time goes**: `python -X importtime` of the ONNX service module, summed per
+  top-level package, and the worker's steps (import, ASGI app, model load) timed one by one.
 Prints the figures, `uptime` before and after, and this command line.
 """
 
@@ -27,6 +30,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -204,8 +208,12 @@ def cold_start(service_dir: Path, module: str, env: dict[str, str]) -> tuple[flo
             time.sleep(0.05)
         raise RuntimeError(f"{module} not ready after 300 s")
     finally:
-        os.killpg(server.pid, 15)
-        server.wait(timeout=30)
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a worker still loading may ignore SIGTERM
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
 
 
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)")
@@ -233,10 +241,38 @@ def import_breakdown(
     return sorted(totals.items(), key=lambda kv: -kv[1])
 
 
-def timed_python(code: str, env: dict[str, str], cwd: Path) -> float:
-    start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True, capture_output=True)
-    return time.perf_counter() - start
+WORKER_STEPS = """
+import json, time
+marks = [("start", time.perf_counter())]
+import bentoml
+marks.append(("import bentoml", time.perf_counter()))
+from _bentoml_impl.loader import load
+service = load("onnx_service:Service", standalone_load=True)
+marks.append(("import the service module", time.perf_counter()))
+app = service.to_asgi(is_main=True)
+marks.append(("build the ASGI app", time.perf_counter()))
+instance = service.inner()
+marks.append(("load the model (ONNX Runtime session)", time.perf_counter()))
+import uvicorn
+marks.append(("import uvicorn", time.perf_counter()))
+print(json.dumps({b[0]: b[1] - a[1] for a, b in zip(marks, marks[1:])}))
+"""
+
+
+def worker_steps(service_dir: Path, env: dict[str, str]) -> dict[str, float]:
+    """Seconds of each step a BentoML worker takes before it serves (its own code path, in
+    one fresh interpreter)."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER_STEPS],
+        cwd=service_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -279,39 +315,46 @@ def main() -> int:
             "BENTOML_DO_NOT_TRACK": "true",
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }
+        base_env.pop("PYTHONDONTWRITEBYTECODE", None)
+        bytecode = {  # Python reads (and writes) .pyc files only under PYTHONPYCACHEPREFIX
+            "none": {"PYTHONPYCACHEPREFIX": str(tmp / "empty"), "PYTHONDONTWRITEBYTECODE": "1"},
+            "compiled": {"PYTHONPYCACHEPREFIX": str(tmp / "pycache")},
+        }
+        for kind in ("keras", "onnx"):  # compiles the bytecode, as an image build does
+            cold_start(
+                service_dir,
+                f"{kind}_service",
+                {**base_env, **bytecode["compiled"], "COLD_START_TAG": tags[kind]},
+            )
 
         print(
-            "\n| service | cold start median (s) | runs (s) | worker spawned at (s) "
+            "\n| service | .pyc | cold start median (s) | runs (s) | worker spawned at (s) "
             "| CPU s to ready | RSS at ready (MB) |"
         )
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        print("| --- | --- | ---: | --- | ---: | ---: | ---: |")
         for kind in ("keras", "onnx"):
-            env = {**base_env, "COLD_START_TAG": tags[kind]}
-            runs = [cold_start(service_dir, f"{kind}_service", env) for _ in range(args.runs)]
-            spawned, ready, rss, cpu = (
-                statistics.median(column) for column in zip(*runs, strict=True)
-            )
-            print(
-                f"| {kind} | {ready:.2f} | {', '.join(f'{r[1]:.2f}' for r in runs)} "
-                f"| {spawned:.2f} | {cpu:.2f} | {rss:.0f} |"
-            )
+            for pyc, pyc_env in bytecode.items():
+                env = {**base_env, **pyc_env, "COLD_START_TAG": tags[kind]}
+                runs = [cold_start(service_dir, f"{kind}_service", env) for _ in range(args.runs)]
+                spawned, ready, rss, cpu = (
+                    statistics.median(column) for column in zip(*runs, strict=True)
+                )
+                print(
+                    f"| {kind} | {pyc} | {ready:.2f} | {', '.join(f'{r[1]:.2f}' for r in runs)} "
+                    f"| {spawned:.2f} | {cpu:.2f} | {rss:.0f} |"
+                )
 
-        env = {**base_env, "COLD_START_TAG": tags["onnx"]}
-        print("\nimports of the ONNX service module (python -X importtime, cumulative s):")
-        for name, seconds in import_breakdown(service_dir, "onnx_service", env)[:8]:
+        env = {**base_env, **bytecode["compiled"], "COLD_START_TAG": tags["onnx"]}
+        print("\nimports of the ONNX service module (-X importtime, .pyc compiled, s):")
+        for name, seconds in import_breakdown(service_dir, "onnx_service", env)[:10]:
             print(f"  {name:<24} {seconds:6.2f}")
-        no_pyc = {**env, "PYTHONPYCACHEPREFIX": str(tmp / "empty-pycache")}  # compiles all
-        steps = {
-            "python start (-c pass)": ("pass", env),
-            "import bentoml": ("import bentoml", env),
-            "import onnxruntime": ("import onnxruntime", env),
-            "import the service module": ("import onnx_service", env),
-            "module + model load": ("import onnx_service as m; m.Service.inner()", env),
-            "the same without .pyc files": ("import onnx_service as m; m.Service.inner()", no_pyc),
-        }
-        print("\nwall time of each step in a fresh interpreter (s):")
-        for label, (code, step_env) in steps.items():
-            print(f"  {label:<28} {timed_python(code, step_env, service_dir):6.2f}")
+        print("\nthe worker's steps in one interpreter (median s; `bentoml serve` imports the")
+        print("service module once more in its own process before it spawns the worker):")
+        for pyc, pyc_env in bytecode.items():
+            env = {**base_env, **pyc_env, "COLD_START_TAG": tags["onnx"]}
+            steps = [worker_steps(service_dir, env) for _ in range(args.runs)]
+            medians = {k: statistics.median(step[k] for step in steps) for k in steps[0]}
+            print(f"  .pyc {pyc}: " + ", ".join(f"{k} {v:.2f}" for k, v in medians.items()))
     print(f"\nafter: {uptime()}")
     print(f"command: {shlex.join([Path(sys.executable).name, *sys.argv])}")
     return 0
