@@ -217,3 +217,35 @@ def test_one_flipped_label_or_a_wrong_shape_is_refused() -> None:
     with pytest.raises(UserError, match=r"it gives \(2, 3\) probabilities"):
         package.check_agreement(trained, np.ones((2, 3)) / 3)
     package.check_agreement(np.zeros((0, 2)), np.zeros((0, 2)))  # an empty split: nothing off
+
+
+@pytest.mark.parametrize("family", contract.family_names())
+def test_every_familys_bento_installs_onnx_runtime_and_no_training_library(family: str) -> None:
+    """The bento's packages do not depend on the family (the keras bento carries no
+    TensorFlow): the bentofile's, pinned, and what uv.lock says they need."""
+    import tomllib
+
+    from mlops_template.records import ProjectRecord
+    from mlops_template.release.build import model_bentofile, read_bentofile
+    from mlops_template.release.requirements import lock_closure, requirement_name
+
+    repo = Path(__file__).resolve().parents[1]
+    config = model_bentofile(
+        read_bentofile(repo / "bentofile.yaml"),
+        family,
+        "demo-model:0123",
+        ProjectRecord(name="demo", description="d"),
+    )
+    packages = config["python"]["packages"]
+    assert {requirement_name(p)[0] for p in packages} == {
+        "bentoml",
+        "numpy",
+        "onnxruntime",
+        "pandas",
+        "pydantic",
+    }
+    assert all("==" in p for p in packages)  # pinned to the tested versions
+    needed = lock_closure(tomllib.loads((repo / "uv.lock").read_text()), packages)
+    training = {"scikit-learn", "joblib", "lightgbm", "tensorflow", "tensorflow-cpu", "keras"}
+    converters = {"onnx", "skl2onnx", "onnxmltools", "tf2onnx"}
+    assert "onnxruntime" in needed and not (training | converters) & needed
