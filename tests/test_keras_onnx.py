@@ -4,7 +4,9 @@ probabilities, the bytes depend on the model only, and the graph runs without Te
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -17,7 +19,7 @@ import pytest
 from fork import make_project
 
 from mlops_template.contract import FeatureSpec, ModelFamily
-from mlops_template.model_io import fit_model
+from mlops_template.model_io import fit_model, write_model_dir
 from mlops_template.params import load_params
 from mlops_template.serving.onnx_model import OnnxModel, ServingDescriptor
 from mlops_template.table import feature_spec, read_table
@@ -109,6 +111,31 @@ def test_the_same_model_always_exports_the_same_bytes(mlp, tmp_path):
     model.save(tmp_path)  # a reload renames the network's layers (sequential_1, ...)
     reloaded = type(model).load(tmp_path, model.params, spec, model.seed)
     assert reloaded.to_onnx() == first
+
+
+EXPORT = """
+import hashlib, sys
+from pathlib import Path
+from mlops_template.model_io import load_model
+print(hashlib.sha256(load_model(Path(sys.argv[1])).model.to_onnx()).hexdigest())
+"""
+
+
+def test_another_process_exports_the_same_bytes(mlp, tmp_path):
+    """Another process, another hash seed (this one's is random): nothing in the graph may
+    follow a set's order."""
+    model, _, _ = mlp
+    write_model_dir(tmp_path / "model", model, "keras")
+    seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"
+    done = subprocess.run(
+        [sys.executable, "-c", EXPORT, str(tmp_path / "model")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": seed, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == hashlib.sha256(model.to_onnx()).hexdigest()
 
 
 def test_the_graph_runs_with_onnx_runtime_and_numpy_only(mlp, tmp_path):
