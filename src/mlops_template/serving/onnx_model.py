@@ -42,8 +42,9 @@ class ServingDescriptor(BaseModel):
 class OnnxModel:
     """An ONNX graph that maps the feature frame to class probabilities (float64, class order).
 
-    One intra-op thread: a server runs one session per worker, with requests in parallel
-    (benchmarks/README.md has the measurement)."""
+    One thread per call: a server answers several clients at once on each worker, so one call
+    should not claim every core. Measured on 2 cores (64 columns, a linear model), one thread
+    cost nothing up to 100 rows per call and ~20% on a 1,000-row call."""
 
     def __init__(self, graph: bytes, descriptor: ServingDescriptor) -> None:
         import onnxruntime as ort
