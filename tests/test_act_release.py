@@ -44,6 +44,7 @@ from act_harness import (
     template_repo,
 )
 from project import EXAMPLE_ONLY, SKLEARN_FAST, holds_bundled_example, set_params
+from test_release_signing import key_pair
 
 from mlops_template import paths
 from mlops_template.errors import UserError
@@ -76,23 +77,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def signing_key(work: Path) -> dict[str, Path]:
     """The release's EC P-256 key pair (PEM files), outside the repository."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    private, public = work / "signing.pem", work / "signing.pub"
-    private.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    public.write_bytes(
-        key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    private, public = key_pair(work, "signing")
     return {"private": private, "public": public}
 
 
