@@ -33,17 +33,20 @@ variables: see serving/predlog.py.
 
 import gc
 import logging
+from pathlib import Path
 
 import bentoml
 
 from mlops_template.serving import config, onnx_model, predlog, schemas, startup, store
 from mlops_template.serving.middleware import RequestLimits, quiet_client_errors
+from mlops_template.signing import verify_model_signature
 
 with startup.exit_on_user_error():
     ARGS = startup.service_args()
     MODEL_TAG = startup.served_tag(ARGS.model_tag)
     MODEL_PATH = startup.stored_model(MODEL_TAG).path
     startup.verify_files(MODEL_TAG, MODEL_PATH)
+    verify_model_signature(Path(MODEL_PATH))  # when MLOPS_MODEL_PUBLIC_KEY/_SIGNER is set
     DESCRIPTOR = onnx_model.read_descriptor(MODEL_PATH)
     PREDICTION_LOG = predlog.from_env(DESCRIPTOR.spec, MODEL_TAG, ARGS.workers)
 SPEC = DESCRIPTOR.spec

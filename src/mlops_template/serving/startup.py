@@ -26,6 +26,7 @@ from mlops_template.contract import FeatureSpec
 from mlops_template.errors import UserError
 from mlops_template.paths import SERVING_DIR
 from mlops_template.serving import config, store
+from mlops_template.signing import SIGNATURE_NAME
 
 BENTOML_MODEL_FILE = "model.yaml"  # BentoML's own record in a stored model, not a model file
 LISTED_COLUMNS = 8  # columns described in the start-up line
@@ -95,7 +96,7 @@ def stored_files_version(model_path: Path | str) -> str:
     """The version the stored model's files hash to, as the package stage hashed them: the
     store adds BentoML's model.yaml and provenance.json, which are not model files."""
     model_path = Path(model_path)
-    extra = {BENTOML_MODEL_FILE, store.PROVENANCE}
+    extra = {BENTOML_MODEL_FILE, store.PROVENANCE, SIGNATURE_NAME}
     with tempfile.TemporaryDirectory(prefix="model-files-") as mirror:
         for path in model_path.rglob("*"):
             relative = path.relative_to(model_path)
