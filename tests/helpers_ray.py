@@ -82,6 +82,16 @@ def _free(port: int) -> bool:
     return True
 
 
+def free_base_port(start: int, tries: int = 10) -> int:
+    """The first of `start`, `start + 200`, ... whose head, client and worker ports are free (so
+    two test runs on one machine do not collide)."""
+    for base in range(start, start + 200 * tries, 200):
+        wanted = [base, base + 1, *range(base + 4, base + 8), *range(base + 100, base + 200)]
+        if all(_free(p) for p in wanted):
+            return base
+    raise RuntimeError(f"no free Ray ports from {start} on: choose another base port")
+
+
 def _launch(temp_dir: Path, base: int, num_cpus: int, log: Path) -> subprocess.Popen[str]:
     flags = [f"--{name}={value}" for name, value in ports(base).items()]
     cmd = [

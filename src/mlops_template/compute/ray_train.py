@@ -39,7 +39,7 @@ from typing import Any
 
 from mlops_template import contract
 from mlops_template.errors import UserError
-from mlops_template.model_io import ModelDescriptor, write_model_dir
+from mlops_template.model_io import DESCRIPTOR, ModelDescriptor
 from mlops_template.params import Params
 from mlops_template.paths import LIVE_DIR, MODEL_DIR, TRAIN_CSV
 
@@ -200,9 +200,10 @@ def training_error(exc: Exception, workers: int) -> UserError:
 
 
 def write_outputs(model: contract.ModelFamily, name: str, checkpoint: Path) -> ModelDescriptor:
-    """artifacts/model/ (the model `load` reads from the checkpoint, saved again with its
-    descriptor) and dvclive/, each swapped in whole; nothing is replaced unless the model
-    loads."""
+    """artifacts/model/ (the files rank 0's `save` wrote, as written, and the descriptor) and
+    dvclive/, each swapped in whole. Nothing is replaced unless the family's `load` reads the
+    model. The files are not saved again here: a pickle written by a long-lived process (a
+    test's) can differ in layout from run to run, and the worker's are the trained model's."""
     from mlops_template.compute.remote import read_tree, replace_tree
 
     family = type(model)
@@ -214,6 +215,16 @@ def write_outputs(model: contract.ModelFamily, name: str, checkpoint: Path) -> M
             "the family's worker loop must be mlops_template.compute.ray_train.worker_loop(fit)"
             ", which saves the model with the family's `save`",
         ) from None
+    descriptor = ModelDescriptor(
+        family=name,
+        variant=fitted.describe(),
+        spec=fitted.spec,
+        params=fitted.params.model_dump(mode="json"),
+        seed=fitted.seed,
+    )
+    files = read_tree(checkpoint / CHECKPOINT_MODEL)
+    files[DESCRIPTOR] = (descriptor.model_dump_json(indent=2) + "\n").encode()
     live = read_tree(checkpoint / CHECKPOINT_LIVE)
     replace_tree(LIVE_DIR, live)
-    return write_model_dir(MODEL_DIR, fitted, name)
+    replace_tree(MODEL_DIR, files)
+    return descriptor
