@@ -11,9 +11,9 @@ model; then, one server at a time on 127.0.0.1:
   RSS at idle, peak while 20 oversized bodies arrive, with and without Content-Length; every
   one must get 413);
 - keras only: the same service with adaptive batching off;
-- the ceiling: a bare ASGI app (Starlette, uvicorn, 1 process, no access log) that loads the same
-  model with `model_io.load_model` and answers the same JSON (`schemas.predictions`); the same
-  one-row and 1000-row loads.
+- the ceiling: a bare ASGI app (Starlette, uvicorn, 1 process, no access log) that loads the
+  same served model (`OnnxModel`, artifacts/serving) and answers the same JSON
+  (`schemas.predictions`); the same one-row and 1000-row loads.
 Prints the markdown tables for the README with the command line and the load average, and
 PASS/FAIL against the targets (exit status 1 when one is missed). Figures from a shared machine
 are noisy: compare within one run.
@@ -85,11 +85,11 @@ def bare_app(model_dir: Path) -> Any:
     from starlette.responses import JSONResponse, PlainTextResponse
     from starlette.routing import Route
 
-    from mlops_template.model_io import load_model
     from mlops_template.params import load_params
+    from mlops_template.serving.onnx_model import OnnxModel
     from mlops_template.serving.schemas import predictions, to_frame
 
-    model = load_model(model_dir)
+    model = OnnxModel.load(model_dir)
     tag = store.model_tag(load_params(model_dir.parents[1] / "params.yaml").project.name, model_dir)
     n_features = len(model.spec.names)
 
@@ -231,7 +231,7 @@ def bare_server(repo: Path) -> Server:
         sys.executable,
         str(Path(__file__).resolve()),
         "--bare-model",
-        str(repo / paths.MODEL_DIR),
+        str(repo / paths.SERVING_DIR),
         "--bare-port",
         str(port),
     ]

@@ -189,7 +189,7 @@ class ProjectRecord(Record):
 
 class ModelRecord(Record):
     name: str  # in the BentoML store: <project>-model
-    version: str  # a hash of the model files
+    version: str  # a hash of the served files (artifacts/serving)
     family: str
     architecture: str
     classes: list[int | str]
