@@ -24,7 +24,7 @@ from mlops_template.params import load_params
 from mlops_template.serving.onnx_model import OnnxModel, ServingDescriptor
 from mlops_template.table import feature_spec, read_table
 
-pytestmark = [
+KERAS_SLOW = [  # the marks of a test that trains or serves a keras model
     pytest.mark.keras,
     pytest.mark.slow,
     pytest.mark.skipif(
@@ -32,6 +32,7 @@ pytestmark = [
         reason="needs the keras extra (uv sync --extra keras)",
     ),
 ]
+pytestmark = KERAS_SLOW
 
 TOLERANCE = 1e-5  # the package stage's bound on |ONNX - predict_proba|
 

@@ -3,26 +3,17 @@ network on the digits test split, as the package stage requires (2 epochs, to st
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
-import pytest
 from project import REPO, set_params
 from sklearn.model_selection import train_test_split
-from test_keras_onnx import assert_agrees, fitted, onnx_proba
+from test_keras_onnx import KERAS_SLOW, assert_agrees, fitted, onnx_proba
 
 from mlops_template.custom.dataset import write_example_data
 from mlops_template.params import load_params
 from mlops_template.table import read_table
 
-pytestmark = [
-    pytest.mark.keras,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("tensorflow") is None,
-        reason="needs the keras extra (uv sync --extra keras)",
-    ),
-]
+pytestmark = KERAS_SLOW
 
 
 def test_the_cnn_export_agrees_with_the_network_on_the_test_split(tmp_path):

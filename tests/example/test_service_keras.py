@@ -6,11 +6,10 @@ the example deletes it."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 
-import pytest
 from helpers_serving import REPO, mlops, packaged_project
+from test_keras_onnx import KERAS_SLOW
 from test_release_bento import (
     CONVERTERS,
     LOCK_FILES,
@@ -21,14 +20,7 @@ from test_release_bento import (
 
 from mlops_template.serving import store
 
-pytestmark = [
-    pytest.mark.keras,
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("tensorflow") is None,
-        reason="needs the keras extra (uv sync --extra keras)",
-    ),
-]
+pytestmark = KERAS_SLOW
 
 
 def test_a_packaged_keras_model_serves_its_offline_predictions(tmp_path_factory):
