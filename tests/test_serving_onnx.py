@@ -259,10 +259,12 @@ def test_every_familys_bento_installs_onnx_runtime_and_no_training_library(famil
     packages = config["python"]["packages"]
     assert {requirement_name(p)[0] for p in packages} == {
         "bentoml",
+        "model-signing",  # the signature check at start (signing.py)
         "numpy",
         "onnxruntime",
         "pandas",
         "pydantic",
+        "pyopenssl",
     }
     assert all("==" in p for p in packages)  # pinned to the tested versions
     needed = lock_closure(tomllib.loads((repo / "uv.lock").read_text()), packages)
