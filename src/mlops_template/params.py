@@ -109,10 +109,12 @@ class SchemaParams(Strict):
 
 class ComputeParams(Strict):
     """Where the train stage fits the model: `local` (this process) or `ray` (the Ray cluster
-    at RAY_ADDRESS). `compute: ray` is short for `compute: {backend: ray}`."""
+    at RAY_ADDRESS). `compute: ray` is short for `compute: {backend: ray}`. With `ray`, a family
+    with a Ray Train trainer (`ray_trainer`) trains data-parallel on `num_workers` workers of
+    `cpus_per_worker` CPUs each; another family's fit runs on one worker."""
 
     backend: Literal["local", "ray"] = "local"
-    num_workers: int = Field(default=1, ge=1)  # Ray workers reserved for the fit
+    num_workers: int = Field(default=1, ge=1)
     cpus_per_worker: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="before")
