@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from project import shared_build
 
 REPO = Path(__file__).resolve().parents[1]
-_TEMPLATES: dict[tuple[Any, ...], Path] = {}
 
 ACCEPTED = {
     "accepted": True,
@@ -205,11 +205,9 @@ def trained_project(
     tmp_path_factory.
     """
     key = (dataset, family, estimator, epochs)
-    template = _TEMPLATES.get(key)
-    if template is None:
-        template = factory.getbasetemp() / "templates" / "-".join(map(str, key))
-        _build_template(template, dataset, family, estimator, epochs)
-        _TEMPLATES[key] = template
+    with shared_build("trained", key) as (template, done):
+        if not done:
+            _build_template(template, dataset, family, estimator, epochs)
     target = factory.mktemp(name) / "project"
     shutil.copytree(template, target)
     write_verdict(target, ACCEPTED if verdict is None else verdict)
@@ -217,10 +215,17 @@ def trained_project(
 
 
 def packaged_project(factory: Any, name: str, **kwargs: Any) -> Path:
-    root = trained_project(factory, name, **kwargs)
-    done = mlops(root, "package")
-    assert done.returncode == 0, done.stderr
-    return root
+    """A fresh copy of a trained project packaged by `mlops package` (its own `.bentoml`
+    store inside): packaged once per test run and setting, shared by every module."""
+    with shared_build("packaged", sorted(kwargs.items())) as (template, done):
+        if not done:
+            root = trained_project(factory, f"{name}-packaging", **kwargs)
+            packaged = mlops(root, "package")
+            assert packaged.returncode == 0, packaged.stderr
+            shutil.copytree(root, template)
+    target = factory.mktemp(name) / "project"
+    shutil.copytree(template, target)
+    return target
 
 
 def split_frame(root: Path) -> Any:
