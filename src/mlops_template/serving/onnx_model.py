@@ -64,6 +64,9 @@ class OnnxModel:
         self.spec = descriptor.spec
         self.classes = list(descriptor.spec.classes)
         self._dtypes = self._input_dtypes()
+        self._groups: dict[Any, list[str]] = {}
+        for name, dtype in self._dtypes.items():
+            self._groups.setdefault(dtype, []).append(name)
 
     @classmethod
     def load(cls, directory: Path | str) -> OnnxModel:
@@ -104,11 +107,16 @@ class OnnxModel:
         return dtypes
 
     def feeds(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """One [N, 1] array per column, as the frame holds it (NaN / "" for missing)."""
-        return {
-            name: X[name].to_numpy(dtype=dtype).reshape(-1, 1)
-            for name, dtype in self._dtypes.items()
-        }
+        """One [N, 1] array per column, as the frame holds it (NaN / "" for missing).
+
+        The columns of one dtype leave the frame as one block and are fed as views of it:
+        indexing the frame column by column cost a quarter of the service's CPU (64 columns)."""
+        feeds: dict[str, np.ndarray] = {}
+        for dtype, names in self._groups.items():
+            whole = len(names) == X.shape[1] and list(X.columns) == names
+            block = (X if whole else X[names]).to_numpy(dtype=dtype)
+            feeds.update((name, block[:, i : i + 1]) for i, name in enumerate(names))
+        return feeds
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         (proba,) = self.session.run([OUTPUT], self.feeds(X))
