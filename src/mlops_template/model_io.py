@@ -36,6 +36,20 @@ class ModelDescriptor(BaseModel):
     params: dict[str, Any]
     seed: int
 
+    @classmethod
+    def of(cls, model: contract.ModelFamily, family_name: str) -> ModelDescriptor:
+        return cls(
+            family=family_name,
+            variant=model.describe(),
+            spec=model.spec,
+            params=model.params.model_dump(mode="json"),
+            seed=model.seed,
+        )
+
+    def to_bytes(self) -> bytes:
+        """The bytes of `model.json` (the same for the same model, on every machine)."""
+        return (self.model_dump_json(indent=2) + "\n").encode("utf-8")
+
 
 @dataclass
 class LoadedModel:
@@ -123,18 +137,11 @@ def fit_model(
 
 def write_model_dir(target: Path, model: contract.ModelFamily, family_name: str) -> ModelDescriptor:
     """Save the model and its descriptor into a temp dir beside `target`, then swap it in."""
-    descriptor = ModelDescriptor(
-        family=family_name,
-        variant=model.describe(),
-        spec=model.spec,
-        params=model.params.model_dump(mode="json"),
-        seed=model.seed,
-    )
+    descriptor = ModelDescriptor.of(model, family_name)
 
     def fill(directory: Path) -> None:
         model.save(directory)
-        text = descriptor.model_dump_json(indent=2) + "\n"
-        (directory / DESCRIPTOR).write_text(text, encoding="utf-8")
+        (directory / DESCRIPTOR).write_bytes(descriptor.to_bytes())
 
     write_dir_atomically(Path(target), fill)
     return descriptor
@@ -146,6 +153,7 @@ def write_dir_atomically(target: Path, fill: Callable[[Path], None]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
         fill(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes directories private; outputs are for all to read
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

@@ -215,15 +215,9 @@ def write_outputs(model: contract.ModelFamily, name: str, checkpoint: Path) -> M
             "the family's worker loop must be mlops_template.compute.ray_train.worker_loop(fit)"
             ", which saves the model with the family's `save`",
         ) from None
-    descriptor = ModelDescriptor(
-        family=name,
-        variant=fitted.describe(),
-        spec=fitted.spec,
-        params=fitted.params.model_dump(mode="json"),
-        seed=fitted.seed,
-    )
+    descriptor = ModelDescriptor.of(fitted, name)
     files = read_tree(checkpoint / CHECKPOINT_MODEL)
-    files[DESCRIPTOR] = (descriptor.model_dump_json(indent=2) + "\n").encode()
+    files[DESCRIPTOR] = descriptor.to_bytes()
     live = read_tree(checkpoint / CHECKPOINT_LIVE)
     replace_tree(LIVE_DIR, live)
     replace_tree(MODEL_DIR, files)

@@ -14,8 +14,6 @@ they replace artifacts/model/ and dvclive/ only once everything succeeded. Limit
 
 from __future__ import annotations
 
-import os
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,7 +21,12 @@ from typing import Any
 from mlops_template import contract
 from mlops_template.compute import cluster, ray_train
 from mlops_template.errors import UserError
-from mlops_template.model_io import ModelDescriptor, read_descriptor, write_model_dir
+from mlops_template.model_io import (
+    ModelDescriptor,
+    read_descriptor,
+    write_dir_atomically,
+    write_model_dir,
+)
 from mlops_template.params import Params
 from mlops_template.paths import LIVE_DIR, MODEL_DIR, TRAIN_CSV
 from mlops_template.table import feature_spec, read_header
@@ -41,22 +44,16 @@ def read_tree(root: Path) -> Tree:
 
 def replace_tree(target: Path, tree: Tree) -> None:
     """Write `tree` into a temp dir beside `target`, then swap it in (never half-written)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
+
+    def fill(tmp: Path) -> None:
         for rel, data in tree.items():
             path = tmp / rel
             if not path.resolve().is_relative_to(tmp.resolve()):
                 raise ValueError(f"{rel!r} is outside the output directory")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-        os.chmod(tmp, 0o755)  # mkdtemp makes directories private; outputs are for all to read
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    write_dir_atomically(target, fill)
 
 
 def fit_on_worker(
