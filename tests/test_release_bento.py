@@ -105,6 +105,7 @@ def test_build_names_the_bento_by_the_release_and_packs_the_packaged_model(proje
         "records.py",
         "contract.py",
         "model_io.py",
+        "signing.py",  # the signature check at start
     }
     needed |= {f"serving/{p.name}" for p in (package / "serving").glob("*.py")}
     assert sources == {f"./src/mlops_template/{n}" for n in needed}  # only what the service needs
