@@ -60,7 +60,7 @@ test-tools: uv
 	bash tools/build-test-base-image.sh
 
 test: env-all  ## two workers; a file's tests stay on one worker (its module fixtures are built once)
-	$(UV) run pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=30
+	$(UV) run pytest -n 2 --dist loadfile --durations=30
 
 lint: env-all
 	$(UV) run ruff check .

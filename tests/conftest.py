@@ -52,30 +52,3 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> type[ModelFamily]:
 
     monkeypatch.setitem(contract._REGISTERED, "tiny", tiny_family.Family)
     return tiny_family.Family
-
-
-# The files that take minutes (the `--durations` table of `make test`), longest first. With
-# `--no-loadscope-reorder`, xdist hands files to its workers in collection order, so both
-# workers start on these and end together; its default order (most tests first) left these,
-# which hold few tests each, for last. A file missing here only runs later.
-LONG_FILES = (
-    "test_ray_compute.py",
-    "test_act_release.py",
-    "test_act_monitor.py",
-    "test_act_workflows.py",
-    "test_act_comment.py",
-    "test_release_container.py",
-    "test_act_deploy.py",
-    "test_release_bento.py",
-    "test_reproducibility.py",
-    "test_fork.py",
-    "test_example_pipeline.py",
-    "test_service_keras.py",
-    "test_pipeline.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONG_FILES)}
-    # A stable sort: the order inside each file is kept.
-    items.sort(key=lambda item: rank.get(item.path.name, len(LONG_FILES)))
