@@ -565,7 +565,9 @@ def service_module(tmp_path_factory):
 def test_the_service_class_predicts_like_the_offline_model(service_module):
     module, root = service_module
     assert store.model_tag(SYNTH_PROJECT, root / "artifacts" / "serving") == module.MODEL_TAG
-    assert module.FAMILY == "sklearn" and "tensorflow" not in sys.modules
+    # No training library at serve time: checked in a fresh interpreter (this process may have
+    # imported any of them for other tests).
+    assert module.FAMILY == "sklearn"
     assert module.BATCHED is False  # the family does not declare `batchable`
     service = module.Classifier()
     offline = load_model(root / "artifacts" / "model")

@@ -158,7 +158,10 @@ def test_package_stores_only_the_portable_files(project: Path) -> None:
     (project / "data.dvc").write_text("outs:\n- md5: 0123456789abcdef\n  path: data\n")
     record = package.package()
     assert record.tag == store.model_tag("wine")  # the hash of artifacts/serving
-    stored = project / ".bentoml/models/wine-model" / record.model.version
+    import bentoml
+
+    # The store BentoML uses in this process (it reads BENTOML_HOME once, at its first use).
+    stored = Path(bentoml.models.get(record.tag).path)
     names = sorted(p.name for p in stored.iterdir())
     assert names == ["model.json", "model.onnx", "model.yaml", "provenance.json"]
     assert not [n for n in names if n.endswith(PICKLES)]
