@@ -122,10 +122,9 @@ def stored_bytes(root: Path) -> int:
 
 
 def serve(root: Path, port: int) -> subprocess.Popen:
-    command = [
-        sys.executable,
-        "-m",
-        "bentoml",
+    from mlops_template.serving.store import bentoml_command
+
+    command = bentoml_command(
         "serve",
         "mlops_template.serving.service:Classifier",
         "--host",
@@ -134,7 +133,7 @@ def serve(root: Path, port: int) -> subprocess.Popen:
         str(port),
         "--arg",
         "batching=false",
-    ]
+    )
     log = open(root / "server.log", "wb")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         command,
